@@ -1,0 +1,164 @@
+// patchgate operator: wiring only. This is the one place that knows the
+// concrete classes; everything else receives interfaces.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/random.h"
+#include "kube/client_impl.h"
+#include "kube/config/rest_config.h"
+#include "kube/transport/cpprest_transport.h"
+#include "metrics/metrics.h"
+#include "metrics/servers.h"
+#include "operator_setup.h"
+#include "runtime/leader_election.h"
+#include "runtime/manager.h"
+
+ABSL_FLAG(std::string, kubeconfig, "", "Path to a kubeconfig; default $KUBECONFIG, ~/.kube/config, then in-cluster");
+ABSL_FLAG(std::string, context, "", "kubeconfig context to use (default: current-context)");
+ABSL_FLAG(bool, leader_elect, true, "Elect a leader on a Lease so that only one replica acts");
+ABSL_FLAG(std::string, leader_election_namespace, "", "Namespace of the Lease (default: the pod's, or kubeconfig's)");
+ABSL_FLAG(std::string, leader_election_id, "patchgate-operator", "Name of the Lease");
+ABSL_FLAG(std::string, id, "", "Identity in the Lease (default: hostname + random suffix)");
+ABSL_FLAG(std::string, metrics_bind_address, "0.0.0.0:8080", "Where /metrics is served ('0' disables)");
+ABSL_FLAG(std::string, health_probe_bind_address, "0.0.0.0:8081", "Where /healthz and /readyz are served");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
+ABSL_FLAG(int, workers, 2, "Concurrent reconciles of the Patch controller");
+ABSL_FLAG(std::string, watch_namespaces, "", "Comma-separated namespaces to watch (default: all)");
+
+namespace {
+
+std::string defaultIdentity(patchgate::Random& random) {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  char suffix[16];
+  std::snprintf(suffix, sizeof(suffix), "%06x", static_cast<unsigned>(random.uniform01() * 0xffffff));
+  return absl::StrCat(host, "_", suffix);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace patchgate;
+  absl::SetProgramUsageMessage("patchgate operator: tested, approved, reversible production patches");
+  absl::ParseCommandLine(argc, argv);
+
+  auto level = parseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!level.ok()) {
+    std::cerr << level.status().message() << "\n";
+    return 2;
+  }
+  Logger log(std::make_shared<LogSink>(std::cerr, *level));
+
+  // Block SIGTERM/SIGINT before any thread starts; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto config = kube::loadDefaultConfig(absl::GetFlag(FLAGS_kubeconfig), absl::GetFlag(FLAGS_context));
+  if (!config.ok()) {
+    log.error("cannot load Kubernetes config", {{"error", std::string(config.status().message())}});
+    return 1;
+  }
+  config->userAgent = "patchgate-operator";
+  log.info("using Kubernetes API", {{"server", config->server}, {"source", config->source}});
+
+  RealClock clock;
+  RandomImpl random;
+  metrics::Metrics metrics;
+  auto transport = kube::makeCpprestTransport(*config);
+  if (!transport.ok()) {
+    log.error("cannot create transport", {{"error", std::string(transport.status().message())}});
+    return 1;
+  }
+  kube::ClientImpl client(std::move(*transport), "patchgate", config->qps, config->burst);
+  client.setRequestObserver([&metrics](const std::string& verb, int code, double secs) {
+    metrics.restRequest(verb, code, secs);
+  });
+
+  runtime::Manager manager(log);
+  std::string identity = absl::GetFlag(FLAGS_id).empty() ? defaultIdentity(random) : absl::GetFlag(FLAGS_id);
+
+  OperatorOptions options;
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.watchNamespaces = absl::GetFlag(FLAGS_watch_namespaces);
+  options.identity = identity;
+  auto setup = setupOperator(manager, client, clock, random, metrics, log, options);
+  if (!setup.ok()) {
+    log.error("cannot set up the operator", {{"error", std::string(setup.message())}});
+    return 1;
+  }
+
+  std::unique_ptr<metrics::MetricsServer> metricsServer;
+  if (absl::GetFlag(FLAGS_metrics_bind_address) != "0") {
+    auto ms = metrics::MetricsServer::create(absl::GetFlag(FLAGS_metrics_bind_address), metrics);
+    if (!ms.ok()) {
+      log.error("cannot serve metrics", {{"error", std::string(ms.status().message())}});
+      return 1;
+    }
+    metricsServer = std::move(*ms);
+    log.info("serving metrics", {{"port", metricsServer->port()}});
+  }
+  auto health = metrics::HealthServer::create(absl::GetFlag(FLAGS_health_probe_bind_address), manager);
+  if (!health.ok()) {
+    log.error("cannot serve health probes", {{"error", std::string(health.status().message())}});
+    return 1;
+  }
+  log.info("serving health probes", {{"port", (*health)->port()}});
+
+  std::unique_ptr<runtime::LeaderElector> elector;
+  std::jthread electorThread;
+  if (absl::GetFlag(FLAGS_leader_elect)) {
+    runtime::LeaderElectionConfig le;
+    le.leaseNamespace = absl::GetFlag(FLAGS_leader_election_namespace).empty()
+                            ? config->defaultNamespace
+                            : absl::GetFlag(FLAGS_leader_election_namespace);
+    le.leaseName = absl::GetFlag(FLAGS_leader_election_id);
+    le.identity = identity;
+    metrics.leaderElection(le.leaseName, false);
+    runtime::LeaderCallbacks cb;
+    cb.onStartedLeading = [&] {
+      metrics.leaderElection(le.leaseName, true);
+      log.info("became leader; starting controllers", {{"identity", identity}});
+      manager.startLeaderRunnables();
+    };
+    cb.onStoppedLeading = [&] {
+      metrics.leaderElection(le.leaseName, false);
+      log.error("leader election lost; exiting so a fresh process can campaign");
+      std::_Exit(1);
+    };
+    cb.onNewLeader = [&](const std::string& who) {
+      if (who != identity) log.info("new leader observed", {{"leader", who}});
+    };
+    elector = std::make_unique<runtime::LeaderElector>(client, le, cb, clock, log.withName("leaderelection"));
+    manager.addHealthzCheck("leaderElection", [] { return std::string(); });
+  }
+
+  manager.start();
+  std::stop_source electorStop;
+  if (elector) {
+    electorThread = std::jthread([&] { elector->run(electorStop.get_token()); });
+  } else {
+    manager.startLeaderRunnables();
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log.info("shutting down", {{"signal", sig}});
+  manager.stop();  // controllers finish their current reconcile, informers stop
+  electorStop.request_stop();
+  if (electorThread.joinable()) electorThread.join();  // releases the Lease
+  log.info("stopped");
+  return 0;
+}

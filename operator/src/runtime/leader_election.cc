@@ -1,0 +1,143 @@
+#include "runtime/leader_election.h"
+
+#include <condition_variable>
+
+#include "kube/errors.h"
+#include "kube/resource.h"
+
+namespace patchgate::runtime {
+
+LeaderElector::LeaderElector(kube::Client& client, LeaderElectionConfig config,
+                             LeaderCallbacks callbacks, Clock& clock, Logger log)
+    : client_(client), config_(std::move(config)), callbacks_(std::move(callbacks)),
+      clock_(clock),
+      log_(log.withValues({{"lease", config_.leaseNamespace + "/" + config_.leaseName},
+                           {"identity", config_.identity}})) {}
+
+std::string LeaderElector::currentLeader() const {
+  std::lock_guard lock(mu_);
+  return leader_;
+}
+
+bool LeaderElector::tryAcquireOrRenew() {
+  const auto& rt = kube::resources::kLease;
+  auto now = clock_.now();
+  int64_t durationSecs =
+      std::chrono::duration_cast<std::chrono::seconds>(config_.leaseDuration).count();
+  auto current = client_.get(rt, config_.leaseNamespace, config_.leaseName);
+  if (!current.ok()) {
+    if (!kube::isNotFound(current.status())) {
+      log_.warn("cannot read lease", {{"error", std::string(current.status().message())}});
+      return false;
+    }
+    Json lease = {{"apiVersion", "coordination.k8s.io/v1"},
+                  {"kind", "Lease"},
+                  {"metadata", {{"name", config_.leaseName}, {"namespace", config_.leaseNamespace}}},
+                  {"spec",
+                   {{"holderIdentity", config_.identity},
+                    {"leaseDurationSeconds", durationSecs},
+                    {"acquireTime", formatMicroTime(now)},
+                    {"renewTime", formatMicroTime(now)},
+                    {"leaseTransitions", 0}}}};
+    auto created = client_.create(rt, config_.leaseNamespace, lease);
+    if (!created.ok()) return false;
+    std::lock_guard lock(mu_);
+    observed_ = (*created)["spec"];
+    observedTime_ = now;
+    leader_ = config_.identity;
+    return true;
+  }
+  Json spec = current->value("spec", Json::object());
+  std::string holder = spec.value("holderIdentity", "");
+  {
+    std::lock_guard lock(mu_);
+    if (spec != observed_) {
+      observed_ = spec;
+      observedTime_ = now;
+    }
+    if (holder != leader_) {
+      leader_ = holder;
+      if (callbacks_.onNewLeader && !holder.empty()) callbacks_.onNewLeader(holder);
+    }
+    int64_t heldFor = spec.value("leaseDurationSeconds", durationSecs);
+    bool expired = observedTime_ + std::chrono::seconds(heldFor) <= now;
+    if (!holder.empty() && holder != config_.identity && !expired) return false;
+  }
+  Json updated = *current;
+  Json& s = updated["spec"];
+  if (holder != config_.identity) {
+    s["acquireTime"] = formatMicroTime(now);
+    s["leaseTransitions"] = spec.value("leaseTransitions", 0) + 1;
+  }
+  s["holderIdentity"] = config_.identity;
+  s["leaseDurationSeconds"] = durationSecs;
+  s["renewTime"] = formatMicroTime(now);
+  auto written = client_.update(rt, config_.leaseNamespace, updated);
+  if (!written.ok()) {
+    if (!kube::isConflict(written.status()))
+      log_.warn("cannot update lease", {{"error", std::string(written.status().message())}});
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  observed_ = (*written)["spec"];
+  observedTime_ = now;
+  leader_ = config_.identity;
+  return true;
+}
+
+bool LeaderElector::sleep(std::stop_token stop, std::chrono::milliseconds d) {
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::stop_callback wake(stop, [&] {
+    std::lock_guard l(mu);
+    cv.notify_all();
+  });
+  std::unique_lock lock(mu);
+  auto deadline = clock_.now() + d;
+  while (!stop.stop_requested() && clock_.now() < deadline) clock_.waitUntil(cv, lock, deadline);
+  return !stop.stop_requested();
+}
+
+void LeaderElector::release() {
+  const auto& rt = kube::resources::kLease;
+  auto current = client_.get(rt, config_.leaseNamespace, config_.leaseName);
+  if (!current.ok() || jsonString(*current, "/spec/holderIdentity") != config_.identity) return;
+  Json updated = *current;
+  // As client-go: an empty holder and a 1 s lease let the next candidate in at once.
+  updated["spec"]["holderIdentity"] = "";
+  updated["spec"]["leaseDurationSeconds"] = 1;
+  updated["spec"]["renewTime"] = formatMicroTime(clock_.now());
+  auto r = client_.update(rt, config_.leaseNamespace, updated);
+  if (r.ok()) log_.info("released leader lease");
+}
+
+void LeaderElector::run(std::stop_token stop) {
+  log_.info("attempting to acquire leader lease");
+  while (!stop.stop_requested()) {
+    if (tryAcquireOrRenew()) break;
+    // client-go's JitterFactor 1.2 on the retry period.
+    if (!sleep(stop, config_.retryPeriod + config_.retryPeriod / 5)) return;
+  }
+  if (stop.stop_requested()) return;
+  leading_ = true;
+  log_.info("acquired leader lease");
+  if (callbacks_.onStartedLeading) callbacks_.onStartedLeading();
+  auto lastRenew = clock_.now();
+  while (true) {
+    if (!sleep(stop, config_.retryPeriod)) break;
+    if (tryAcquireOrRenew()) {
+      lastRenew = clock_.now();
+      continue;
+    }
+    if (clock_.now() - lastRenew >= config_.renewDeadline) {
+      leading_ = false;
+      log_.error("lost leader lease: could not renew within the renew deadline");
+      if (callbacks_.onStoppedLeading) callbacks_.onStoppedLeading();
+      return;
+    }
+  }
+  leading_ = false;
+  if (config_.releaseOnCancel) release();
+}
+
+}  // namespace patchgate::runtime

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <stop_token>
+#include <string>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "kube/client.h"
+
+namespace patchgate::runtime {
+
+// client-go's numbers: lease 15 s, renew deadline 10 s, retry every 2 s.
+struct LeaderElectionConfig {
+  std::string leaseNamespace;
+  std::string leaseName;
+  std::string identity;  // unique per process: pod name + random suffix
+  std::chrono::milliseconds leaseDuration{15000};
+  std::chrono::milliseconds renewDeadline{10000};
+  std::chrono::milliseconds retryPeriod{2000};
+  bool releaseOnCancel = true;
+};
+
+struct LeaderCallbacks {
+  std::function<void()> onStartedLeading;
+  // Called when leadership is lost (not on a clean release). The operator
+  // exits here: a deposed leader must not keep writing.
+  std::function<void()> onStoppedLeading;
+  std::function<void(const std::string& identity)> onNewLeader;
+};
+
+// Leader election on a coordination.k8s.io/v1 Lease, as client-go's
+// leaderelection: a lease is taken only once the holder has not renewed it
+// for leaseDuration, judged by the local clock from when this process last
+// saw the record change (no trust in remote clocks). Writes use the
+// resourceVersion, so two candidates can't both win.
+// RBAC: get, create, update on leases in leaseNamespace.
+class LeaderElector {
+ public:
+  LeaderElector(kube::Client& client, LeaderElectionConfig config, LeaderCallbacks callbacks,
+                Clock& clock, Logger log);
+
+  // Campaigns, then renews until `stop` (then releases) or until renewal
+  // fails for renewDeadline (then onStoppedLeading).
+  void run(std::stop_token stop);
+  bool isLeader() const { return leading_; }
+  std::string currentLeader() const;
+
+  // One attempt; public for tests. True when this process holds the lease.
+  bool tryAcquireOrRenew();
+
+ private:
+  bool sleep(std::stop_token stop, std::chrono::milliseconds d);
+  void release();
+
+  kube::Client& client_;
+  LeaderElectionConfig config_;
+  LeaderCallbacks callbacks_;
+  Clock& clock_;
+  Logger log_;
+  std::atomic<bool> leading_{false};
+  mutable std::mutex mu_;
+  Json observed_;                    // last lease spec seen
+  Clock::TimePoint observedTime_{};  // local time it last changed
+  std::string leader_;
+};
+
+}  // namespace patchgate::runtime

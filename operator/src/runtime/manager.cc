@@ -1,0 +1,83 @@
+#include "runtime/manager.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace patchgate::runtime {
+
+Manager::~Manager() { stop(); }
+
+void Manager::add(std::shared_ptr<Runnable> r, bool needsLeader) {
+  std::lock_guard lock(mu_);
+  entries_.push_back(Entry{std::move(r), needsLeader, {}});
+  if (started_ && (!needsLeader || leading_)) launch(entries_.back());
+}
+
+void Manager::addHealthzCheck(std::string name, HealthCheck check) {
+  std::lock_guard lock(mu_);
+  healthz_.emplace_back(std::move(name), std::move(check));
+}
+
+void Manager::addReadyzCheck(std::string name, HealthCheck check) {
+  std::lock_guard lock(mu_);
+  readyz_.emplace_back(std::move(name), std::move(check));
+}
+
+void Manager::launch(Entry& e) {
+  auto r = e.runnable;
+  auto token = stop_.get_token();
+  Logger log = log_;
+  e.thread = std::jthread([r, token, log] {
+    log.info("starting runnable", {{"runnable", r->name()}});
+    r->run(token);
+    log.info("runnable stopped", {{"runnable", r->name()}});
+  });
+}
+
+void Manager::start() {
+  std::lock_guard lock(mu_);
+  started_ = true;
+  for (auto& e : entries_)
+    if (!e.needsLeader && !e.thread.joinable()) launch(e);
+}
+
+void Manager::startLeaderRunnables() {
+  std::lock_guard lock(mu_);
+  leading_ = true;
+  for (auto& e : entries_)
+    if (e.needsLeader && !e.thread.joinable()) launch(e);
+}
+
+void Manager::stop() {
+  stop_.request_stop();
+  std::vector<Entry*> order;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = entries_.rbegin(); it != entries_.rend(); ++it)
+      if (it->needsLeader) order.push_back(&*it);
+    for (auto it = entries_.rbegin(); it != entries_.rend(); ++it)
+      if (!it->needsLeader) order.push_back(&*it);
+  }
+  for (Entry* e : order)
+    if (e->thread.joinable()) e->thread.join();
+}
+
+std::string Manager::runChecks(const std::vector<std::pair<std::string, HealthCheck>>& checks) {
+  std::string failures;
+  for (const auto& [name, check] : checks) {
+    std::string why = check();
+    if (!why.empty()) absl::StrAppend(&failures, name, ": ", why, "\n");
+  }
+  return failures;
+}
+
+std::string Manager::healthz() const {
+  std::lock_guard lock(mu_);
+  return runChecks(healthz_);
+}
+
+std::string Manager::readyz() const {
+  std::lock_guard lock(mu_);
+  return runChecks(readyz_);
+}
+
+}  // namespace patchgate::runtime
