@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -50,7 +51,19 @@ std::string defaultIdentity(patchgate::Random& random) {
 int main(int argc, char** argv) {
   using namespace patchgate;
   absl::SetProgramUsageMessage("patchgate operator: tested, approved, reversible production patches");
-  absl::ParseCommandLine(argc, argv);
+  // Kubernetes tools spell flags with dashes (--leader-elect); absl with
+  // underscores. Accept both.
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) continue;
+    size_t end = a.find('=');
+    for (size_t j = 2; j < std::min(end, a.size()); ++j)
+      if (a[j] == '-') a[j] = '_';
+  }
+  std::vector<char*> argvFixed;
+  for (auto& a : args) argvFixed.push_back(a.data());
+  absl::ParseCommandLine(static_cast<int>(argvFixed.size()), argvFixed.data());
 
   auto level = parseLogLevel(absl::GetFlag(FLAGS_log_level));
   if (!level.ok()) {

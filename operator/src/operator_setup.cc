@@ -1,15 +1,86 @@
 #include "operator_setup.h"
 
+#include <memory>
+
+#include "api/v1alpha1/patch.h"
+#include "controllers/patch/reconciler.h"
+#include "kube/resource.h"
+#include "metrics/patch_metrics.h"
+#include "runtime/controller.h"
+#include "runtime/events.h"
+#include "runtime/informer.h"
+
 namespace patchgate {
+
+namespace {
+
+// Owns the pieces of the Patch controller for the life of the process.
+struct PatchControllerBundle {
+  std::shared_ptr<runtime::Informer> informer;
+  std::unique_ptr<runtime::EventRecorderImpl> recorder;
+  std::unique_ptr<metrics::PatchMetricsImpl> patchMetrics;
+  std::unique_ptr<controllers::patch::PatchReconciler> reconciler;
+  std::shared_ptr<runtime::Controller> controller;
+};
+
+// Keeps the bundle alive as long as the manager holds the controller.
+class OwningController final : public runtime::Runnable {
+ public:
+  explicit OwningController(std::unique_ptr<PatchControllerBundle> b) : b_(std::move(b)) {}
+  std::string name() const override { return b_->controller->name(); }
+  void run(std::stop_token stop) override { b_->controller->run(stop); }
+
+ private:
+  std::unique_ptr<PatchControllerBundle> b_;
+};
+
+}  // namespace
 
 absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Clock& clock,
                            Random& random, metrics::Metrics& metrics, const Logger& log,
                            const OperatorOptions& options) {
   if (options.workers < 1) return absl::InvalidArgumentError("--workers must be at least 1");
-  // The process is alive as long as main's threads are; controllers add
-  // their own checks as they are registered.
-  manager.addHealthzCheck("ping", [] { return std::string(); });
-  manager.addReadyzCheck("ping", [] { return std::string(); });
+  if (options.watchNamespaces.find(',') != std::string::npos)
+    return absl::InvalidArgumentError("--watch-namespaces takes one namespace (or none, for all)");
+
+  auto b = std::make_unique<PatchControllerBundle>();
+  runtime::WatcherConfig wc{kube::resources::kPatch, options.watchNamespaces};
+  // Resync every 10 minutes: a level-based safety net for missed changes.
+  b->informer = std::make_shared<runtime::Informer>(client, wc, clock, random, log.withName("patches"),
+                                                    std::chrono::minutes(10));
+  b->informer->store().addIndexer(controllers::patch::kIndexTarget, controllers::patch::targetIndex);
+  b->recorder = std::make_unique<runtime::EventRecorderImpl>(client, clock, "patchgate.dev/patch-controller",
+                                                             options.identity, log.withName("events"));
+  b->patchMetrics = std::make_unique<metrics::PatchMetricsImpl>(*metrics.registry());
+  b->reconciler = std::make_unique<controllers::patch::PatchReconciler>(
+      client, b->informer->store(), *b->recorder, clock, b->patchMetrics.get());
+  runtime::ControllerOptions co{"patch", options.workers};
+  b->controller = std::make_shared<runtime::Controller>(co, *b->informer, *b->reconciler, clock,
+                                                        log.withName("controller"), metrics.queue("patch"),
+                                                        metrics.controller("patch"));
+  // When one Patch changes (finishes, say), the others on the same target
+  // may move up the queue.
+  auto* store = &b->informer->store();
+  b->controller->watches(*b->informer, [store](const Json& patch) {
+    std::vector<std::string> keys;
+    for (const auto& idx : controllers::patch::targetIndex(patch))
+      for (const auto& other : store->byIndex(controllers::patch::kIndexTarget, idx))
+        keys.push_back(kube::objectKey(*other));
+    return keys;
+  });
+
+  auto informer = b->informer;
+  auto controller = b->controller;
+  manager.add(informer, /*needsLeader=*/false);
+  manager.add(std::make_shared<OwningController>(std::move(b)), /*needsLeader=*/true);
+
+  manager.addHealthzCheck("patch-informer", [informer] {
+    return informer->hasSynced() && !informer->healthy() ? std::string("watch on patches is failing")
+                                                         : std::string();
+  });
+  manager.addReadyzCheck("patch-informer", [informer] {
+    return informer->hasSynced() ? std::string() : std::string("patch cache not synced yet");
+  });
   return absl::OkStatus();
 }
 

@@ -1,0 +1,114 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/json.h"
+
+namespace patchgate::api::v1alpha1 {
+
+inline constexpr char kGroup[] = "patchgate.dev";
+inline constexpr char kVersion[] = "v1alpha1";
+inline constexpr char kApiVersion[] = "patchgate.dev/v1alpha1";
+inline constexpr char kFinalizer[] = "patchgate.dev/cleanup";
+
+// Labels and annotations patchgate puts on what it creates.
+inline constexpr char kLabelManagedBy[] = "app.kubernetes.io/managed-by";
+inline constexpr char kManagedByValue[] = "patchgate";
+inline constexpr char kLabelPatch[] = "patchgate.dev/patch";             // patch name
+inline constexpr char kLabelPatchNamespace[] = "patchgate.dev/patch-namespace";
+inline constexpr char kLabelPatchUid[] = "patchgate.dev/patch-uid";
+inline constexpr char kLabelEnvironment[] = "patchgate.dev/environment";  // "true" on env namespaces
+inline constexpr char kLabelTarget[] = "patchgate.dev/target";            // kind.name on revisions
+inline constexpr char kLabelTest[] = "patchgate.dev/test";
+inline constexpr char kAnnotationTicket[] = "patchgate.dev/ticket";
+inline constexpr char kAnnotationRevision[] = "patchgate.dev/revision";
+
+// Phases: for people; the conditions are the truth.
+namespace phase {
+inline constexpr char kPending[] = "Pending";
+inline constexpr char kValidated[] = "Validated";
+inline constexpr char kQueued[] = "Queued";
+inline constexpr char kProvisioning[] = "Provisioning";
+inline constexpr char kTesting[] = "Testing";
+inline constexpr char kAwaitingApproval[] = "AwaitingApproval";
+inline constexpr char kPromoting[] = "Promoting";
+inline constexpr char kVerifying[] = "Verifying";
+inline constexpr char kSucceeded[] = "Succeeded";
+inline constexpr char kFailed[] = "Failed";
+inline constexpr char kRolledBack[] = "RolledBack";
+bool isTerminal(const std::string& p);
+}  // namespace phase
+
+struct Target {
+  std::string apiVersion;  // apps/v1
+  std::string kind;        // Deployment | StatefulSet | DaemonSet
+  std::string name;
+  std::string key() const { return kind + "/" + name; }
+};
+
+struct ConfigChange {
+  std::string kind;  // ConfigMap | Secret
+  std::string name;
+  std::string type;  // strategic | merge | json
+  std::string patch;
+};
+
+struct Change {
+  std::string type = "strategic";       // for patch
+  std::string patch;                    // YAML or JSON text
+  std::string image;                    // "container=image" or "image" (single container)
+  std::optional<int64_t> rollbackTo;    // revision number
+  std::vector<ConfigChange> config;
+};
+
+struct Include {
+  std::string kind;
+  std::string name;
+};
+
+struct TestSpec {
+  std::string name;
+  std::string image;
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  Json env = Json::array();
+  int64_t timeoutSeconds = 300;
+  int64_t retries = 0;
+};
+
+struct PatchSpec {
+  Target target;
+  Change change;
+  std::string ticket;
+  std::string rootCause;
+  std::string description;
+  std::string priority = "normal";  // normal | emergency
+  // environment
+  int64_t envReplicas = 1;
+  std::vector<Include> include;
+  std::string secrets = "copy";  // copy | omit
+  int64_t ttlSecondsAfterFinished = 600;
+  bool keepOnFailure = true;
+  int64_t readyTimeoutSeconds = 300;
+  std::vector<TestSpec> tests;
+  bool approvalRequired = false;
+  int64_t approvers = 1;
+  int64_t verificationTimeoutSeconds = 300;
+  bool automaticRollback = true;
+  int64_t revisionHistoryLimit = 10;
+  int64_t maxRetests = 3;
+};
+
+// Parses and validates a Patch's spec with the same rules the CRD's schema and
+// CEL rules enforce, so patchctl can refuse a bad manifest before sending it
+// and the controller can explain one that slipped past an older CRD.
+// Errors name the field, as the API server would.
+absl::StatusOr<PatchSpec> parseSpec(const Json& patch);
+
+// Converts YAML (or JSON) text to JSON; errors carry the parser's message.
+absl::StatusOr<Json> yamlToJson(const std::string& text);
+
+}  // namespace patchgate::api::v1alpha1

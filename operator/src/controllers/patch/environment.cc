@@ -1,0 +1,270 @@
+// Provisioning: the ephemeral copy of production in a namespace of its own.
+#include "absl/strings/str_cat.h"
+#include "controllers/patch/conditions.h"
+#include "controllers/patch/pass.h"
+#include "controllers/patch/workload.h"
+#include "kube/errors.h"
+#include "runtime/status.h"
+
+namespace patchgate::controllers::patch {
+
+namespace v1 = api::v1alpha1;
+using runtime::Action;
+
+namespace {
+
+// Creates `obj` unless it exists. An existing object is left as it is: it was
+// made by an earlier pass of this same step (names are deterministic).
+absl::Status ensure(kube::Client& client, const kube::ResourceType& rt, const std::string& ns,
+                    const Json& obj) {
+  auto r = client.create(rt, ns, obj);
+  if (r.ok() || kube::isAlreadyExists(r.status())) return absl::OkStatus();
+  return r.status();
+}
+
+// A copy of a production object for the environment: same name, data and
+// labels; none of the server-owned metadata.
+Json copyMeta(const Json& src, const std::string& envNs, const Json& owned) {
+  Json meta = {{"name", jsonString(src, "/metadata/name")}, {"namespace", envNs}};
+  Json labels = jsonAt(src, "/metadata/labels").is_object() ? jsonAt(src, "/metadata/labels") : Json::object();
+  for (auto& [k, v] : owned.items()) labels[k] = v;
+  meta["labels"] = labels;
+  if (jsonAt(src, "/metadata/annotations").is_object()) {
+    Json ann = jsonAt(src, "/metadata/annotations");
+    ann.erase("kubectl.kubernetes.io/last-applied-configuration");
+    ann.erase("deployment.kubernetes.io/revision");
+    if (!ann.empty()) meta["annotations"] = ann;
+  }
+  return meta;
+}
+
+Json copyObject(const Json& src, const std::string& envNs, const Json& owned) {
+  Json out = {{"apiVersion", src.value("apiVersion", "v1")}, {"kind", src.value("kind", "")},
+              {"metadata", copyMeta(src, envNs, owned)}};
+  std::string kind = src.value("kind", "");
+  if (kind == "ConfigMap" || kind == "Secret") {
+    for (const char* f : {"data", "binaryData", "stringData", "type", "immutable"})
+      if (src.contains(f)) out[f] = src[f];
+  } else if (kind == "Service") {
+    Json spec = src.value("spec", Json::object());
+    for (const char* f : {"clusterIP", "clusterIPs", "healthCheckNodePort", "loadBalancerIP",
+                          "externalIPs", "ipFamilies", "ipFamilyPolicy"})
+      spec.erase(f);
+    if (spec.value("type", "") != "ExternalName") spec["type"] = "ClusterIP";
+    for (auto& port : spec["ports"]) port.erase("nodePort");
+    out["spec"] = spec;
+  } else if (kind == "ServiceAccount") {
+    // Token secrets and pull secrets are per namespace: nothing to carry over.
+  } else {
+    out["spec"] = src.value("spec", Json::object());
+  }
+  return out;
+}
+
+}  // namespace
+
+PatchReconciler::Step PatchReconciler::provision(Pass& p) {
+  if (runtime::isConditionTrue(p.status.value("conditions", Json()), condition::kEnvironmentReady))
+    return std::nullopt;
+  std::string envNs = p.envNamespace();
+  int64_t retests = p.status.value("retests", int64_t{0});
+  if (envNs.empty()) {
+    envNs = environmentNamespaceName(p.name, p.uid, retests);
+    p.status["environment"] = {{"namespace", envNs}, {"createdAt", timeString(p.now)}};
+  }
+  Json owned = ownedLabels(p);
+
+  // 1. The namespace, labelled as ours and linked to the Patch.
+  auto existing = client_.get(kube::resources::kNamespace, "", envNs);
+  if (!existing.ok() && !kube::isNotFound(existing.status())) return existing.status();
+  if (existing.ok()) {
+    const Json& nsLabels = jsonAt(*existing, "/metadata/labels");
+    if (!nsLabels.is_object() || nsLabels.value(v1::kLabelPatchUid, "") != p.uid) {
+      std::string msg = absl::StrCat("namespace ", envNs, " exists and does not belong to this patch");
+      fail(p, reason::kEnvironmentTimeout, msg);
+      return Action::await();
+    }
+    if (!jsonString(*existing, "/metadata/deletionTimestamp").empty())
+      return Action::requeue(options_.pollInterval);  // an old copy is still going away
+  } else {
+    Json labels = owned;
+    labels[v1::kLabelEnvironment] = "true";
+    Json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"},
+               {"metadata", {{"name", envNs}, {"labels", labels},
+                             {"annotations", {{v1::kAnnotationTicket, p.spec.ticket},
+                                              {"patchgate.dev/source-namespace", p.ns}}}}}};
+    if (auto s = ensure(client_, kube::resources::kNamespace, "", ns); !s.ok()) return s;
+    metrics_->environmentCreated();
+    recorder_.event(p.patch, runtime::EventType::kNormal, reason::kProvisioning, "Provision",
+                    absl::StrCat("created test environment namespace ", envNs));
+  }
+
+  // 2. Guard rails: a quota and a NetworkPolicy that admits traffic only from
+  // inside the environment and lets it reach only itself and DNS.
+  Json quota = {{"apiVersion", "v1"}, {"kind", "ResourceQuota"},
+                {"metadata", {{"name", "patchgate-environment"}, {"labels", owned}}},
+                {"spec", {{"hard", {{"pods", "50"}, {"services", "20"}, {"configmaps", "50"},
+                                    {"secrets", "50"}, {"count/jobs.batch", "50"},
+                                    {"services.loadbalancers", "0"}, {"services.nodeports", "0"}}}}}};
+  if (auto s = ensure(client_, kube::resources::kResourceQuota, envNs, quota); !s.ok()) return s;
+  Json netpol = {
+      {"apiVersion", "networking.k8s.io/v1"}, {"kind", "NetworkPolicy"},
+      {"metadata", {{"name", "patchgate-isolation"}, {"labels", owned}}},
+      {"spec",
+       {{"podSelector", Json::object()},
+        {"policyTypes", {"Ingress", "Egress"}},
+        {"ingress", Json::array({{{"from", Json::array({{{"podSelector", Json::object()}}})}}})},
+        {"egress",
+         Json::array({{{"to", Json::array({{{"podSelector", Json::object()}}})}},
+                      {{"to", Json::array({{{"namespaceSelector",
+                                             {{"matchLabels", {{"kubernetes.io/metadata.name", "kube-system"}}}}}}})},
+                       {"ports", Json::array({{{"protocol", "UDP"}, {"port", 53}},
+                                              {{"protocol", "TCP"}, {"port", 53}}})}}})}}}};
+  if (auto s = ensure(client_, kube::resources::kNetworkPolicy, envNs, netpol); !s.ok()) return s;
+
+  // 3. The target with the change applied, from a fresh server-side dry run
+  // against production: the tests prove this exact spec on this exact base.
+  auto envCopy = client_.get(p.targetType, envNs, p.spec.target.name);
+  if (!envCopy.ok() && !kube::isNotFound(envCopy.status())) return envCopy.status();
+  if (!envCopy.ok()) {
+    auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
+    if (!prod.ok()) {
+      if (kube::isNotFound(prod.status())) {
+        fail(p, reason::kTargetVanished, absl::StrCat(p.spec.target.key(), " disappeared from ", p.ns,
+                                                       " before it could be copied"));
+        return Action::await();
+      }
+      return prod.status();
+    }
+    Json revTemplate;
+    if (p.spec.change.rollbackTo) {
+      auto rev = client_.get(kube::resources::kControllerRevision, p.ns,
+                             jsonString(p.status, "/rollbackSource/name"));
+      if (!rev.ok()) return rev.status();
+      revTemplate = jsonAt(*rev, "/data/template");
+    }
+    auto change = workloadChange(p.spec, *prod, revTemplate.is_null() ? nullptr : &revTemplate, false);
+    if (!change.ok()) return change.status();
+    kube::PatchOptions dry;
+    dry.dryRun = true;
+    auto patched = client_.patch(p.targetType, p.ns, p.spec.target.name, change->type, change->body, dry);
+    if (!patched.ok()) {
+      if (kube::isInvalid(patched.status())) {
+        fail(p, reason::kChangeRejected, absl::StrCat("the change no longer applies: ", patched.status().message()));
+        return Action::await();
+      }
+      return patched.status();
+    }
+    p.status["baseHash"] = specHash(*prod);
+    p.status["expectedHash"] = specHash(*patched);
+    p.status["environment"]["baseResourceVersion"] = jsonString(*prod, "/metadata/resourceVersion");
+
+    // ConfigMaps, Secrets and the ServiceAccount the pods use, with the
+    // config part of the change applied (dry run on production again).
+    References refs = podReferences(podTemplate(*patched));
+    auto copyConfig = [&](const kube::ResourceType& rt, const std::string& kind,
+                          const std::string& name) -> absl::Status {
+      const v1::ConfigChange* cc = nullptr;
+      for (const auto& c : p.spec.change.config)
+        if (c.kind == kind && c.name == name) cc = &c;
+      absl::StatusOr<Json> src = client_.get(rt, p.ns, name);
+      if (!src.ok()) return kube::isNotFound(src.status()) ? absl::OkStatus() : src.status();  // optional refs
+      if (cc) {
+        auto req = configChange(*cc);
+        if (!req.ok()) return req.status();
+        src = client_.patch(rt, p.ns, name, req->type, req->body, dry);
+        if (!src.ok()) return src.status();
+      }
+      return ensure(client_, rt, envNs, copyObject(*src, envNs, owned));
+    };
+    for (const auto& cm : refs.configMaps)
+      if (auto s = copyConfig(kube::resources::kConfigMap, "ConfigMap", cm); !s.ok()) return s;
+    if (p.spec.secrets == "copy") {
+      for (const auto& sec : refs.secrets)
+        if (auto s = copyConfig(kube::resources::kSecret, "Secret", sec); !s.ok()) return s;
+    }
+    if (!refs.serviceAccount.empty() && refs.serviceAccount != "default") {
+      auto sa = client_.get(kube::resources::kServiceAccount, p.ns, refs.serviceAccount);
+      if (sa.ok()) {
+        if (auto s = ensure(client_, kube::resources::kServiceAccount, envNs, copyObject(*sa, envNs, owned)); !s.ok())
+          return s;
+      }
+    }
+    // Services that select the target's pods, under the same names.
+    const Json& podLabels = jsonAt(*patched, "/spec/template/metadata/labels");
+    auto services = client_.list(kube::resources::kService, p.ns, {});
+    if (!services.ok()) return services.status();
+    Json serviceNames = Json::array();
+    for (const auto& svc : (*services)["items"]) {
+      const Json& sel = jsonAt(svc, "/spec/selector");
+      if (!sel.is_object() || sel.empty()) continue;
+      bool matches = true;
+      for (auto& [k, v] : sel.items())
+        if (!podLabels.is_object() || podLabels.value(k, Json()) != v) matches = false;
+      if (!matches) continue;
+      Json s2 = svc;
+      s2["kind"] = "Service";
+      s2["apiVersion"] = "v1";
+      if (auto s = ensure(client_, kube::resources::kService, envNs, copyObject(s2, envNs, owned)); !s.ok()) return s;
+      serviceNames.push_back(jsonString(svc, "/metadata/name"));
+    }
+    p.status["environment"]["services"] = serviceNames;
+    // Declared dependencies.
+    for (const auto& inc : p.spec.include) {
+      auto irt = inc.kind == "Service"     ? kube::resources::kService
+                 : inc.kind == "ConfigMap" ? kube::resources::kConfigMap
+                 : inc.kind == "Secret"    ? kube::resources::kSecret
+                 : inc.kind == "StatefulSet" ? kube::resources::kStatefulSet
+                                             : kube::resources::kDeployment;
+      if (inc.kind == "Secret" && p.spec.secrets == "omit") continue;
+      auto src = client_.get(irt, p.ns, inc.name);
+      if (!src.ok()) {
+        if (kube::isNotFound(src.status())) {
+          fail(p, reason::kTargetNotFound, absl::StrCat("included ", inc.kind, " ", inc.name, " not found in ", p.ns));
+          return Action::await();
+        }
+        return src.status();
+      }
+      Json copy = copyObject(*src, envNs, owned);
+      if (inc.kind == "Deployment" || inc.kind == "StatefulSet") copy["spec"]["replicas"] = 1;
+      if (auto s = ensure(client_, irt, envNs, copy); !s.ok()) return s;
+      if (inc.kind == "Deployment" || inc.kind == "StatefulSet") {
+        for (const auto& cm : podReferences(copy["spec"]["template"]).configMaps)
+          if (auto s = copyConfig(kube::resources::kConfigMap, "ConfigMap", cm); !s.ok()) return s;
+      }
+    }
+    // Last, the workload itself.
+    Json copy = copyObject(*patched, envNs, owned);
+    copy["apiVersion"] = "apps/v1";
+    copy["kind"] = p.spec.target.kind;
+    if (p.spec.target.kind != "DaemonSet") copy["spec"]["replicas"] = p.spec.envReplicas;
+    copy["spec"]["template"]["metadata"]["labels"][v1::kLabelPatchUid] = p.uid;
+    if (auto s = ensure(client_, p.targetType, envNs, copy); !s.ok()) return s;
+    return Action::requeue(options_.pollInterval);
+  }
+
+  // 4. Wait until the copy is Ready.
+  Health h = workloadHealth(*envCopy);
+  p.status["environment"]["message"] = h.message;
+  if (h.healthy) {
+    p.status["environment"]["readyAt"] = timeString(p.now);
+    setCondition(p, condition::kEnvironmentReady, true, reason::kEnvironmentReady,
+                 absl::StrCat("copy of ", p.spec.target.key(), " ready in ", envNs, ": ", h.message));
+    transition(p, v1::phase::kTesting, reason::kEnvironmentReady,
+               absl::StrCat("environment ", envNs, " ready; running ", p.spec.tests.size(), " test(s)"));
+    return std::nullopt;
+  }
+  double waited = secondsSince(jsonString(p.status, "/environment/createdAt"), p.now);
+  if (waited > static_cast<double>(p.spec.readyTimeoutSeconds) || h.failed) {
+    std::string msg = absl::StrCat("the copy of ", p.spec.target.key(), " in ", envNs,
+                                   " did not become ready within ", p.spec.readyTimeoutSeconds, "s: ", h.message);
+    setCondition(p, condition::kEnvironmentReady, false, reason::kEnvironmentTimeout, msg);
+    fail(p, reason::kEnvironmentTimeout, msg);
+    return Action::await();
+  }
+  setCondition(p, condition::kEnvironmentReady, false, reason::kProvisioning, h.message);
+  p.status["message"] = absl::StrCat("waiting for the copy in ", envNs, ": ", h.message);
+  return Action::requeue(options_.pollInterval);
+}
+
+}  // namespace patchgate::controllers::patch

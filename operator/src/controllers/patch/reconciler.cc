@@ -1,0 +1,495 @@
+#include "controllers/patch/reconciler.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_join.h"
+
+#include "absl/strings/str_cat.h"
+#include "controllers/patch/conditions.h"
+#include "controllers/patch/pass.h"
+#include "controllers/patch/workload.h"
+#include "kube/errors.h"
+#include "runtime/finalizer.h"
+#include "runtime/status.h"
+
+namespace patchgate::controllers::patch {
+
+namespace v1 = api::v1alpha1;
+using runtime::Action;
+
+std::vector<std::string> targetIndex(const Json& patch) {
+  std::string kind = jsonString(patch, "/spec/target/kind");
+  std::string name = jsonString(patch, "/spec/target/name");
+  if (kind.empty() || name.empty()) return {};
+  return {absl::StrCat(jsonString(patch, "/metadata/namespace"), "/", kind, "/", name)};
+}
+
+std::string specHash(const Json& workload) {
+  Json spec = workload.value("spec", Json::object());
+  spec.erase("replicas");  // scaling (by people or an HPA) is not drift
+  return hashJson(spec);
+}
+
+std::string environmentNamespaceName(const std::string& patchName, const std::string& uid,
+                                     int64_t retests) {
+  std::string base = patchName.substr(0, 40);
+  while (!base.empty() && base.back() == '-') base.pop_back();
+  return absl::StrCat("pg-", base, "-", hashJson(Json(uid + "/" + std::to_string(retests))).substr(0, 6));
+}
+
+Json ownedLabels(const PatchReconciler::Pass& p) {
+  return {{v1::kLabelManagedBy, v1::kManagedByValue},
+          {v1::kLabelPatch, p.name.substr(0, 63)},
+          {v1::kLabelPatchNamespace, p.ns},
+          {v1::kLabelPatchUid, p.uid}};
+}
+
+PatchReconciler::PatchReconciler(kube::Client& client, const runtime::Store& patches,
+                                 runtime::EventRecorder& recorder, Clock& clock,
+                                 PatchMetrics* metrics, PatchReconcilerOptions options)
+    : client_(client), patches_(patches), recorder_(recorder), clock_(clock),
+      metrics_(metrics ? metrics : &defaultMetrics_), options_(options) {}
+
+PatchReconciler::~PatchReconciler() = default;
+
+void PatchReconciler::setCondition(Pass& p, const std::string& type, bool status,
+                                   const std::string& reason, const std::string& message) {
+  runtime::Condition c{type, status ? "True" : "False", reason, message, p.generation};
+  runtime::setCondition(p.status["conditions"], c, p.now);
+}
+
+void PatchReconciler::transition(Pass& p, const std::string& phase, const std::string& reason,
+                                 const std::string& message, runtime::EventType type) {
+  std::string from = p.phase();
+  p.status["message"] = message;
+  if (from == phase) return;
+  p.status["phase"] = phase;
+  Json& history = p.status["history"];
+  if (!history.is_array()) history = Json::array();
+  history.push_back({{"at", timeString(p.now)}, {"phase", phase}, {"reason", reason},
+                     {"actor", "patchgate"}, {"message", message}});
+  while (history.size() > static_cast<size_t>(options_.historyLimit)) history.erase(history.begin());
+  recorder_.event(p.patch, type, reason, phase, message);
+  metrics_->transition(from, phase);
+  p.ctx.log.info("patch phase changed", {{"from", from}, {"to", phase}, {"reason", reason},
+                                         {"message", message}});
+}
+
+void PatchReconciler::fail(Pass& p, const std::string& reason, const std::string& message) {
+  if (!p.status.contains("finishedAt")) p.status["finishedAt"] = timeString(p.now);
+  setCondition(p, condition::kReady, false, reason, message);
+  transition(p, v1::phase::kFailed, reason, message, runtime::EventType::kWarning);
+}
+
+absl::Status PatchReconciler::syncStatus(Pass& p) {
+  std::string phase = p.phase();
+  bool terminal = v1::phase::isTerminal(phase);
+  p.status["observedGeneration"] = p.generation;
+  // kstatus: Reconciling while work is in progress; Stalled when it ended
+  // badly and only a person can help; Ready when it ended well.
+  setCondition(p, condition::kReconciling, !terminal, terminal ? "Finished" : phase,
+               terminal ? "" : p.status.value("message", ""));
+  bool stalled = phase == v1::phase::kFailed || phase == v1::phase::kRolledBack;
+  setCondition(p, condition::kStalled, stalled, stalled ? phase : "NotStalled",
+               stalled ? p.status.value("message", "") : "");
+  if (phase == v1::phase::kSucceeded) {
+    setCondition(p, condition::kReady, true, reason::kSucceeded, p.status.value("message", ""));
+  } else if (!terminal) {
+    setCondition(p, condition::kReady, false, phase, p.status.value("message", ""));
+  } else if (phase == v1::phase::kRolledBack) {
+    setCondition(p, condition::kReady, false, reason::kRolledBack, p.status.value("message", ""));
+  }
+  if (p.patch.value("status", Json()) == p.status) return absl::OkStatus();
+  // Written against the snapshot's resourceVersion: if the object changed
+  // since, this status was derived from stale data and must not overwrite
+  // newer progress. The conflict requeues; the next pass sees fresh data.
+  Json obj = p.patch;
+  obj["status"] = p.status;
+  auto written = client_.updateStatus(kube::resources::kPatch, p.ns, obj);
+  return written.status();
+}
+
+absl::StatusOr<Action> PatchReconciler::reconcile(const runtime::Object& obj,
+                                                  runtime::ReconcileContext& ctx) {
+  Pass p{*obj, ctx};
+  p.ns = jsonString(*obj, "/metadata/namespace");
+  p.name = jsonString(*obj, "/metadata/name");
+  p.uid = jsonString(*obj, "/metadata/uid");
+  p.generation = jsonInt(*obj, "/metadata/generation", 1);
+  p.status = obj->value("status", Json::object());
+  if (!p.status.is_object()) p.status = Json::object();
+  p.now = clock_.now();
+  if (p.phase().empty()) {
+    p.status["startedAt"] = timeString(p.now);
+    transition(p, v1::phase::kPending, "Created", "patch received");
+  }
+  auto action = runtime::withFinalizer(
+      client_, kube::resources::kPatch, *obj, v1::kFinalizer,
+      [&](runtime::FinalizerEvent ev) -> absl::StatusOr<Action> {
+        return ev == runtime::FinalizerEvent::kCleanup ? cleanup(p) : apply(p);
+      });
+  if (runtime::isDeleting(*obj)) return action;  // the object is going away
+  // Even when a step failed, what it learned (a condition, a phase) is kept.
+  absl::Status written = syncStatus(p);
+  if (!action.ok()) return action;
+  if (!written.ok()) {
+    if (kube::isNotFound(written)) return Action::await();
+    if (kube::isConflict(written)) return Action::requeue(std::chrono::milliseconds(100));
+    return written;
+  }
+  return action;
+}
+
+absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
+  auto spec = v1::parseSpec(p.patch);
+  if (!spec.ok()) {
+    setCondition(p, condition::kValidated, false, reason::kInvalidSpec, std::string(spec.status().message()));
+    if (p.phase() != v1::phase::kFailed)
+      fail(p, reason::kInvalidSpec, absl::StrCat("invalid spec: ", spec.status().message()));
+    return Action::await();  // terminal: wait for the spec to change
+  }
+  p.spec = std::move(*spec);
+  auto rt = kube::resources::forKind(p.spec.target.apiVersion, p.spec.target.kind);
+  if (!rt.ok()) {
+    fail(p, reason::kInvalidSpec, std::string(rt.status().message()));
+    return Action::await();
+  }
+  p.targetType = *rt;
+
+  if (v1::phase::isTerminal(p.phase())) {
+    auto r = finished(p);
+    if (!r.ok()) return r.status();
+    return r->value_or(Action::await());
+  }
+  // Cancellation: before promotion the Patch just stops; after it, production
+  // goes back to the rollback point.
+  if (jsonAt(p.patch, "/spec/cancel") == true) {
+    if (p.status.contains("promotion")) {
+      if (auto s = rollback(p, "Cancelled", "cancelled by a user during verification"); !s.ok()) return s;
+    } else {
+      fail(p, reason::kCancelled, "cancelled by a user before promotion; production untouched");
+    }
+    auto r = finished(p);
+    if (!r.ok()) return r.status();
+    return r->value_or(Action::await());
+  }
+
+  for (Step (PatchReconciler::*step)(Pass&) :
+       {&PatchReconciler::validate, &PatchReconciler::queue, &PatchReconciler::provision,
+        &PatchReconciler::runTests, &PatchReconciler::approve, &PatchReconciler::promote,
+        &PatchReconciler::verify}) {
+    Step r = (this->*step)(p);
+    if (!r.ok()) return r.status();
+    if (r->has_value()) return **r;
+    if (v1::phase::isTerminal(p.phase())) break;
+  }
+  auto r = finished(p);
+  if (!r.ok()) return r.status();
+  return r->value_or(Action::await());
+}
+
+// ---- validate ---------------------------------------------------------------
+
+PatchReconciler::Step PatchReconciler::validate(Pass& p) {
+  const Json conditions = p.status.value("conditions", Json());
+  const Json& cond = runtime::findCondition(conditions, condition::kValidated);
+  if (cond.is_object() && cond.value("status", "") == "True" &&
+      cond.value("observedGeneration", int64_t{0}) == p.generation) {
+    return std::nullopt;
+  }
+  p.ctx.log.debug("validating", {{"condition", cond}, {"generation", p.generation}});
+  auto target = client_.get(p.targetType, p.ns, p.spec.target.name);
+  if (!target.ok()) {
+    if (kube::isNotFound(target.status())) {
+      std::string msg = absl::StrCat(p.spec.target.kind, " ", p.ns, "/", p.spec.target.name, " not found");
+      setCondition(p, condition::kValidated, false, reason::kTargetNotFound, msg);
+      fail(p, reason::kTargetNotFound, msg);
+      return Action::await();
+    }
+    return target.status();
+  }
+  Json revisionTemplate;
+  if (p.spec.change.rollbackTo) {
+    kube::ListOptions lo;
+    lo.labelSelector = absl::StrCat(v1::kLabelTarget, "=", p.spec.target.kind, ".", p.spec.target.name);
+    auto revs = client_.list(kube::resources::kControllerRevision, p.ns, lo);
+    if (!revs.ok()) return revs.status();
+    for (const auto& r : (*revs)["items"]) {
+      if (r.value("revision", int64_t{0}) == *p.spec.change.rollbackTo) {
+        revisionTemplate = jsonAt(r, "/data/template");
+        p.status["rollbackSource"] = {{"name", jsonString(r, "/metadata/name")},
+                                      {"revision", *p.spec.change.rollbackTo}};
+      }
+    }
+    if (revisionTemplate.is_null()) {
+      std::string msg = absl::StrCat("revision ", *p.spec.change.rollbackTo, " of ", p.spec.target.key(),
+                                     " not found (see `patchctl history ", p.spec.target.key(), "`)");
+      setCondition(p, condition::kValidated, false, reason::kRevisionNotFound, msg);
+      fail(p, reason::kRevisionNotFound, msg);
+      return Action::await();
+    }
+  }
+  auto change = workloadChange(p.spec, *target, revisionTemplate.is_null() ? nullptr : &revisionTemplate,
+                               false);
+  if (!change.ok()) {
+    setCondition(p, condition::kValidated, false, reason::kChangeRejected, std::string(change.status().message()));
+    fail(p, reason::kChangeRejected, std::string(change.status().message()));
+    return Action::await();
+  }
+  kube::PatchOptions dry;
+  dry.dryRun = true;
+  auto result = client_.patch(p.targetType, p.ns, p.spec.target.name, change->type, change->body, dry);
+  if (!result.ok()) {
+    if (kube::isInvalid(result.status()) || kube::isConflict(result.status()) ||
+        kube::httpCode(result.status()) == 415) {
+      std::string msg = absl::StrCat("the API server refused the change: ", result.status().message());
+      setCondition(p, condition::kValidated, false, reason::kChangeRejected, msg);
+      fail(p, reason::kChangeRejected, msg);
+      return Action::await();
+    }
+    return result.status();
+  }
+  std::string diff = describeDiff(target->value("spec", Json::object()), result->value("spec", Json::object()));
+  // Config changes must apply too.
+  Json configDiffs = Json::array();
+  for (const auto& cc : p.spec.change.config) {
+    const auto& crt = cc.kind == "Secret" ? kube::resources::kSecret : kube::resources::kConfigMap;
+    auto current = client_.get(crt, p.ns, cc.name);
+    if (!current.ok()) {
+      if (kube::isNotFound(current.status())) {
+        std::string msg = absl::StrCat(cc.kind, " ", p.ns, "/", cc.name, " (in spec.change.config) not found");
+        setCondition(p, condition::kValidated, false, reason::kTargetNotFound, msg);
+        fail(p, reason::kTargetNotFound, msg);
+        return Action::await();
+      }
+      return current.status();
+    }
+    auto req = configChange(cc);
+    if (!req.ok()) return req.status();
+    auto applied = client_.patch(crt, p.ns, cc.name, req->type, req->body, dry);
+    if (!applied.ok()) {
+      if (kube::isInvalid(applied.status())) {
+        std::string msg = absl::StrCat("the API server refused the change to ", cc.kind, " ", cc.name, ": ",
+                                       applied.status().message());
+        setCondition(p, condition::kValidated, false, reason::kChangeRejected, msg);
+        fail(p, reason::kChangeRejected, msg);
+        return Action::await();
+      }
+      return applied.status();
+    }
+    // Secret values are never shown, only which keys change.
+    Json before = cc.kind == "Secret" ? Json::object() : current->value("data", Json::object());
+    Json after = cc.kind == "Secret" ? Json::object() : applied->value("data", Json::object());
+    if (cc.kind == "Secret") {
+      for (auto& [k, v] : current->value("data", Json::object()).items()) before[k] = hashJson(v).substr(0, 8);
+      for (auto& [k, v] : applied->value("data", Json::object()).items()) after[k] = hashJson(v).substr(0, 8);
+    }
+    std::string d = describeDiff(before, after);
+    if (!d.empty()) absl::StrAppend(&diff, cc.kind, "/", cc.name, ":\n", d);
+  }
+  std::string base = specHash(*target), expected = specHash(*result);
+  if (base == expected && p.spec.change.config.empty()) {
+    std::string msg = "the change leaves the workload exactly as it is; nothing to patch";
+    setCondition(p, condition::kValidated, false, reason::kNoChange, msg);
+    fail(p, reason::kNoChange, msg);
+    return Action::await();
+  }
+  p.status["target"] = {{"kind", p.spec.target.kind}, {"name", p.spec.target.name},
+                        {"uid", jsonString(*target, "/metadata/uid")}};
+  p.status["baseHash"] = base;
+  p.status["expectedHash"] = expected;
+  p.status["diff"] = diff.size() > 16000 ? diff.substr(0, 16000) + "...(truncated)\n" : diff;
+  setCondition(p, condition::kValidated, true, reason::kValidated,
+               "target exists, the change applies (server-side dry run) and the documentation is present");
+  transition(p, v1::phase::kValidated, reason::kValidated,
+             absl::StrCat("validated against ", p.spec.target.key(), "; ",
+                          std::count(diff.begin(), diff.end(), '\n'), " field(s) change"));
+  return std::nullopt;
+}
+
+// ---- queue ------------------------------------------------------------------
+
+namespace {
+bool inFlight(const std::string& phase) {
+  return phase == v1::phase::kProvisioning || phase == v1::phase::kTesting ||
+         phase == v1::phase::kAwaitingApproval || phase == v1::phase::kPromoting ||
+         phase == v1::phase::kVerifying;
+}
+}  // namespace
+
+PatchReconciler::Step PatchReconciler::queue(Pass& p) {
+  if (inFlight(p.phase())) return std::nullopt;
+  std::string key = absl::StrCat(p.ns, "/", p.spec.target.kind, "/", p.spec.target.name);
+  struct Entry {
+    bool emergency;
+    std::string created, name, phase;
+  };
+  std::vector<Entry> waiting;
+  for (const auto& other : patches_.byIndex(kIndexTarget, key)) {
+    std::string name = jsonString(*other, "/metadata/name");
+    std::string phase = jsonString(*other, "/status/phase");
+    if (name == p.name) continue;
+    if (v1::phase::isTerminal(phase) || runtime::isDeleting(*other)) continue;
+    if (inFlight(phase)) {
+      std::string msg = absl::StrCat("waiting for patch ", name, " (", phase, ") on ", p.spec.target.key(),
+                                     ": one change in flight per target");
+      setCondition(p, "Queued", true, reason::kQueued, msg);
+      transition(p, v1::phase::kQueued, reason::kQueued, msg);
+      return Action::requeue(std::chrono::seconds(10));
+    }
+    waiting.push_back({jsonString(*other, "/spec/priority") == "emergency",
+                       jsonString(*other, "/metadata/creationTimestamp"), name, phase});
+  }
+  Entry self{p.spec.priority == "emergency", jsonString(p.patch, "/metadata/creationTimestamp"), p.name, p.phase()};
+  auto before = [](const Entry& a, const Entry& b) {
+    if (a.emergency != b.emergency) return a.emergency;
+    if (a.created != b.created) return a.created < b.created;
+    return a.name < b.name;
+  };
+  std::vector<Entry> ahead;
+  for (const auto& e : waiting)
+    if (before(e, self)) ahead.push_back(e);
+  std::string first = ahead.empty() ? "" : std::min_element(ahead.begin(), ahead.end(), before)->name;
+  if (!ahead.empty()) {
+    std::string msg = absl::StrCat("position ", ahead.size() + 1, " in the queue of ", p.spec.target.key(),
+                                   " (FIFO, emergencies first); next up: ", first);
+    setCondition(p, "Queued", true, reason::kQueued, msg);
+    transition(p, v1::phase::kQueued, reason::kQueued, msg);
+    return Action::requeue(std::chrono::seconds(10));
+  }
+  if (p.phase() == v1::phase::kQueued)
+    setCondition(p, "Queued", false, reason::kDequeued, "first in line");
+  transition(p, v1::phase::kProvisioning, reason::kProvisioning,
+             "creating the ephemeral copy of production");
+  return std::nullopt;
+}
+
+// ---- approve ----------------------------------------------------------------
+
+PatchReconciler::Step PatchReconciler::approve(Pass& p) {
+  if (!p.spec.approvalRequired) {
+    setCondition(p, condition::kApproved, true, reason::kNotRequired, "this patch needs no approval");
+    return std::nullopt;
+  }
+  std::string author = jsonString(p.patch, "/spec/author");
+  std::string base = p.status.value("baseHash", "");
+  kube::ListOptions lo;
+  lo.fieldSelector = "";  // PatchApprovals are few per namespace; filter here
+  auto list = client_.list(kube::resources::kPatchApproval, p.ns, lo);
+  if (!list.ok()) return list.status();
+  Json approvals = Json::array();
+  std::set<std::string> approvers;
+  for (const auto& a : (*list)["items"]) {
+    if (jsonString(a, "/spec/patch") != p.name) continue;
+    std::string who = jsonString(a, "/spec/approver");
+    std::string decision = jsonString(a, "/spec/decision");
+    if (decision.empty()) decision = "approve";
+    std::string comment = jsonString(a, "/spec/comment");
+    std::string at = jsonString(a, "/metadata/creationTimestamp");
+    Json record = {{"user", who}, {"at", at}, {"comment", comment}, {"decision", decision},
+                   {"name", jsonString(a, "/metadata/name")}};
+    // Approvals are for one Patch generation and one tested base.
+    if (jsonInt(a, "/spec/patchGeneration", p.generation) != p.generation ||
+        jsonString(a, "/spec/patchUID") != p.uid) {
+      record["valid"] = false;
+      record["why"] = "given for an earlier version of this patch";
+    } else if (!author.empty() && who == author) {
+      record["valid"] = false;
+      record["why"] = "the author cannot approve their own patch";
+      Json& refused = p.status["refusedApprovals"];
+      if (!refused.is_array()) refused = Json::array();
+      if (std::find(refused.begin(), refused.end(), record["name"]) == refused.end()) {
+        refused.push_back(record["name"]);
+        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kApprovalRefused, "Approve",
+                        absl::StrCat(who, " cannot approve: they are the author of this patch"));
+      }
+    } else if (decision == "reject") {
+      approvals.push_back(record);
+      p.status["approvals"] = approvals;
+      setCondition(p, condition::kApproved, false, reason::kRejected, absl::StrCat("rejected by ", who, ": ", comment));
+      fail(p, reason::kRejected, absl::StrCat("rejected by ", who, comment.empty() ? "" : ": " + comment));
+      return Action::await();
+    } else {
+      record["valid"] = true;
+      approvers.insert(who);
+    }
+    approvals.push_back(record);
+  }
+  p.status["approvals"] = approvals;
+  if (static_cast<int64_t>(approvers.size()) >= p.spec.approvers) {
+    setCondition(p, condition::kApproved, true, reason::kApproved,
+                 absl::StrCat("approved by ", absl::StrJoin(approvers, ", ")));
+    if (p.phase() == v1::phase::kAwaitingApproval)
+      transition(p, v1::phase::kPromoting, reason::kApproved,
+                 absl::StrCat("approved by ", absl::StrJoin(approvers, ", ")));
+    return std::nullopt;
+  }
+  std::string msg = absl::StrCat("tests passed; waiting for ", p.spec.approvers - approvers.size(),
+                                 " more approval(s) from someone other than the author (",
+                                 author.empty() ? "unknown" : author, ")");
+  setCondition(p, condition::kApproved, false, reason::kAwaitingApproval, msg);
+  transition(p, v1::phase::kAwaitingApproval, reason::kAwaitingApproval, msg);
+  return Action::requeue(std::chrono::seconds(15));
+}
+
+// ---- finished / cleanup -----------------------------------------------------
+
+PatchReconciler::Step PatchReconciler::finished(Pass& p) {
+  if (!v1::phase::isTerminal(p.phase())) return std::nullopt;
+  if (!p.status.contains("finishedAt")) p.status["finishedAt"] = timeString(p.now);
+  std::string envNs = p.envNamespace();
+  if (envNs.empty() || p.status["environment"].contains("deletedAt")) return Action::await();
+  if (p.phase() == v1::phase::kFailed && p.spec.keepOnFailure) {
+    p.status["environment"]["kept"] = true;
+    return Action::await();  // kept for debugging until the Patch is deleted
+  }
+  double age = secondsSince(p.status.value("finishedAt", ""), p.now);
+  double ttl = static_cast<double>(p.spec.ttlSecondsAfterFinished);
+  if (age < ttl) {
+    return Action::requeue(std::chrono::duration_cast<Clock::Duration>(
+        std::chrono::duration<double>(ttl - age + 1)));
+  }
+  if (auto s = deleteEnvironment(p); !s.ok()) return s;
+  return Action::await();
+}
+
+absl::StatusOr<Action> PatchReconciler::cleanup(Pass& p) {
+  // A Patch deleted between promotion and verification must not leave
+  // production half-way: restore the rollback point.
+  std::string phase = p.phase();
+  if ((phase == v1::phase::kPromoting || phase == v1::phase::kVerifying) &&
+      p.status.contains("promotion") && p.status.contains("revision")) {
+    auto spec = v1::parseSpec(p.patch);
+    if (spec.ok()) {
+      p.spec = *spec;
+      auto rt = kube::resources::forKind(p.spec.target.apiVersion, p.spec.target.kind);
+      if (rt.ok()) {
+        p.targetType = *rt;
+        if (auto s = rollback(p, "PatchDeleted", "the patch was deleted before production was verified"); !s.ok()) return s;
+      }
+    }
+  }
+  if (!p.envNamespace().empty()) {
+    auto s = client_.remove(kube::resources::kNamespace, "", p.envNamespace(), {});
+    if (!s.ok() && !kube::isNotFound(s.status())) return s.status();
+    metrics_->environmentDeleted();
+  }
+  return Action::await();
+}
+
+absl::Status PatchReconciler::deleteEnvironment(Pass& p) {
+  std::string envNs = p.envNamespace();
+  if (envNs.empty()) return absl::OkStatus();
+  kube::DeleteOptions opts;
+  opts.propagationPolicy = "Background";
+  auto r = client_.remove(kube::resources::kNamespace, "", envNs, opts);
+  if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
+  p.status["environment"]["deletedAt"] = timeString(p.now);
+  recorder_.event(p.patch, runtime::EventType::kNormal, reason::kEnvironmentDeleted, "Cleanup",
+                  absl::StrCat("deleted test environment ", envNs));
+  metrics_->environmentDeleted();
+  return absl::OkStatus();
+}
+
+}  // namespace patchgate::controllers::patch

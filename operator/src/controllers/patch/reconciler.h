@@ -1,0 +1,96 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/v1alpha1/patch.h"
+#include "common/clock.h"
+#include "kube/client.h"
+#include "runtime/controller.h"
+#include "runtime/events.h"
+#include "runtime/store.h"
+
+namespace patchgate::controllers::patch {
+
+// Domain metrics seam (patchgate_* series). Default no-op.
+class PatchMetrics {
+ public:
+  virtual ~PatchMetrics() = default;
+  virtual void transition(const std::string& /*from*/, const std::string& /*to*/) {}
+  virtual void testFinished(const std::string& /*result*/, double /*seconds*/) {}
+  virtual void promoted(double /*leadTimeSeconds*/) {}
+  virtual void rolledBack(const std::string& /*reason*/, double /*restoreSeconds*/) {}
+  virtual void driftDetected() {}
+  virtual void environmentCreated() {}
+  virtual void environmentDeleted() {}
+};
+
+struct PatchReconcilerOptions {
+  std::chrono::seconds pollInterval{2};  // while waiting on pods, Jobs, rollouts
+  int historyLimit = 50;                 // status.history entries kept
+};
+
+// Index of the Patch store: "namespace/Kind/name" of each Patch's target.
+inline constexpr char kIndexTarget[] = "target";
+std::vector<std::string> targetIndex(const Json& patch);
+
+// The Patch reconciler: validate -> queue -> provision -> test -> approve ->
+// promote -> verify (-> roll back), one step per call, each idempotent and
+// derived from status plus what exists in the cluster, so a restart resumes.
+// Status is written once per reconcile, and only when it changed.
+//
+// RBAC: patches (get, list, watch, update, patch), patches/status (update);
+// patchapprovals (get, list, watch); the target kinds and their ConfigMaps,
+// Secrets, ServiceAccounts, Services (get, list, patch); controllerrevisions
+// (get, list, create, delete); namespaces (create, delete, get);
+// in environment namespaces: deployments, statefulsets, services, configmaps,
+// secrets, serviceaccounts, jobs, pods (read), resourcequotas, networkpolicies
+// (create); events (create, patch).
+class PatchReconciler final : public runtime::Reconciler {
+ public:
+  PatchReconciler(kube::Client& client, const runtime::Store& patches,
+                  runtime::EventRecorder& recorder, Clock& clock,
+                  PatchMetrics* metrics = nullptr, PatchReconcilerOptions options = {});
+  ~PatchReconciler() override;
+
+  absl::StatusOr<runtime::Action> reconcile(const runtime::Object& obj,
+                                            runtime::ReconcileContext& ctx) override;
+
+  struct Pass;  // one reconcile's working state (reconciler.cc)
+
+ private:
+  absl::StatusOr<runtime::Action> apply(Pass& p);
+  absl::StatusOr<runtime::Action> cleanup(Pass& p);
+
+  // Steps: each returns nullopt when done (go on), or the Action to stop with.
+  using Step = absl::StatusOr<std::optional<runtime::Action>>;
+  Step validate(Pass& p);
+  Step queue(Pass& p);
+  Step provision(Pass& p);
+  Step runTests(Pass& p);
+  Step approve(Pass& p);
+  Step promote(Pass& p);
+  Step verify(Pass& p);
+  Step finished(Pass& p);
+  // `cause` is a bounded label for metrics; `why` the sentence for people.
+  absl::Status rollback(Pass& p, const std::string& cause, const std::string& why);
+  absl::Status deleteEnvironment(Pass& p);
+  absl::Status resetForRetest(Pass& p, const std::string& why);
+
+  absl::Status syncStatus(Pass& p);
+  void transition(Pass& p, const std::string& phase, const std::string& reason,
+                  const std::string& message, runtime::EventType type = runtime::EventType::kNormal);
+  void fail(Pass& p, const std::string& reason, const std::string& message);
+  void setCondition(Pass& p, const std::string& type, bool status, const std::string& reason,
+                    const std::string& message);
+
+  kube::Client& client_;
+  const runtime::Store& patches_;
+  runtime::EventRecorder& recorder_;
+  Clock& clock_;
+  PatchMetrics defaultMetrics_;
+  PatchMetrics* metrics_;
+  PatchReconcilerOptions options_;
+};
+
+}  // namespace patchgate::controllers::patch

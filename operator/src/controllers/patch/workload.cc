@@ -1,0 +1,217 @@
+#include "controllers/patch/workload.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace patchgate::controllers::patch {
+
+std::string hashJson(const Json& value) {
+  std::string text = value.dump();  // nlohmann orders object keys: canonical
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+const Json& podTemplate(const Json& workload) { return jsonAt(workload, "/spec/template"); }
+
+std::string templateHash(const Json& workload) { return hashJson(podTemplate(workload)); }
+
+namespace {
+const Json& conditionOf(const Json& obj, const std::string& type) {
+  static const Json kNull;
+  for (const auto& c : jsonAt(obj, "/status/conditions"))
+    if (c.value("type", "") == type) return c;
+  return kNull;
+}
+}  // namespace
+
+Health workloadHealth(const Json& w, int64_t minGeneration) {
+  Health h;
+  std::string kind = w.value("kind", "");
+  int64_t generation = std::max(jsonInt(w, "/metadata/generation"), minGeneration);
+  int64_t observed = jsonInt(w, "/status/observedGeneration");
+  if (observed < generation) {
+    h.message = absl::StrCat("waiting for the ", kind, " controller to observe generation ",
+                             generation, " (seen ", observed, ")");
+    return h;
+  }
+  if (kind == "Deployment") {
+    int64_t want = jsonInt(w, "/spec/replicas", 1);
+    int64_t updated = jsonInt(w, "/status/updatedReplicas");
+    int64_t available = jsonInt(w, "/status/availableReplicas");
+    int64_t total = jsonInt(w, "/status/replicas");
+    const Json& progressing = conditionOf(w, "Progressing");
+    if (progressing.is_object() && progressing.value("reason", "") == "ProgressDeadlineExceeded") {
+      h.failed = true;
+      h.message = absl::StrCat("rollout exceeded its progress deadline: ",
+                               progressing.value("message", ""));
+      return h;
+    }
+    if (updated < want) {
+      h.message = absl::StrCat(updated, " of ", want, " replicas updated");
+    } else if (total > updated) {
+      h.message = absl::StrCat(total - updated, " old replicas pending termination");
+    } else if (available < want) {
+      h.message = absl::StrCat(available, " of ", want, " updated replicas available");
+    } else {
+      h.healthy = true;
+      h.message = absl::StrCat("rollout complete: ", available, " of ", want, " replicas available");
+    }
+    return h;
+  }
+  if (kind == "StatefulSet") {
+    int64_t want = jsonInt(w, "/spec/replicas", 1);
+    int64_t updated = jsonInt(w, "/status/updatedReplicas");
+    int64_t ready = jsonInt(w, "/status/readyReplicas");
+    std::string cur = jsonString(w, "/status/currentRevision");
+    std::string upd = jsonString(w, "/status/updateRevision");
+    if (updated < want) {
+      h.message = absl::StrCat(updated, " of ", want, " pods updated");
+    } else if (ready < want) {
+      h.message = absl::StrCat(ready, " of ", want, " pods ready");
+    } else if (!upd.empty() && cur != upd) {
+      h.message = "rolling update in progress";
+    } else {
+      h.healthy = true;
+      h.message = absl::StrCat("rollout complete: ", ready, " of ", want, " pods ready");
+    }
+    return h;
+  }
+  if (kind == "DaemonSet") {
+    int64_t want = jsonInt(w, "/status/desiredNumberScheduled");
+    int64_t updated = jsonInt(w, "/status/updatedNumberScheduled");
+    int64_t available = jsonInt(w, "/status/numberAvailable");
+    if (updated < want || available < want) {
+      h.message = absl::StrCat(updated, " of ", want, " pods updated, ", available, " available");
+    } else {
+      h.healthy = true;
+      h.message = absl::StrCat("rollout complete: ", available, " of ", want, " pods available");
+    }
+    return h;
+  }
+  h.failed = true;
+  h.message = "unsupported kind " + kind;
+  return h;
+}
+
+References podReferences(const Json& tmpl) {
+  References r;
+  auto add = [](std::vector<std::string>& v, const std::string& name) {
+    if (!name.empty() && std::find(v.begin(), v.end(), name) == v.end()) v.push_back(name);
+  };
+  const Json& spec = jsonAt(tmpl, "/spec");
+  r.serviceAccount = spec.value("serviceAccountName", "");
+  for (const auto& v : spec.value("volumes", Json::array())) {
+    if (v.contains("configMap")) add(r.configMaps, v["configMap"].value("name", ""));
+    if (v.contains("secret")) add(r.secrets, v["secret"].value("secretName", ""));
+    if (v.contains("projected")) {
+      for (const auto& s : v["projected"].value("sources", Json::array())) {
+        if (s.contains("configMap")) add(r.configMaps, s["configMap"].value("name", ""));
+        if (s.contains("secret")) add(r.secrets, s["secret"].value("name", ""));
+      }
+    }
+  }
+  for (const auto& ps : spec.value("imagePullSecrets", Json::array())) add(r.secrets, ps.value("name", ""));
+  for (const char* list : {"containers", "initContainers"}) {
+    for (const auto& c : spec.value(list, Json::array())) {
+      for (const auto& e : c.value("env", Json::array())) {
+        const Json& from = e.value("valueFrom", Json::object());
+        if (from.contains("configMapKeyRef")) add(r.configMaps, from["configMapKeyRef"].value("name", ""));
+        if (from.contains("secretKeyRef")) add(r.secrets, from["secretKeyRef"].value("name", ""));
+      }
+      for (const auto& e : c.value("envFrom", Json::array())) {
+        if (e.contains("configMapRef")) add(r.configMaps, e["configMapRef"].value("name", ""));
+        if (e.contains("secretRef")) add(r.secrets, e["secretRef"].value("name", ""));
+      }
+    }
+  }
+  return r;
+}
+
+kube::PatchType patchTypeFromName(const std::string& name) {
+  if (name == "json") return kube::PatchType::kJson;
+  if (name == "merge") return kube::PatchType::kMerge;
+  return kube::PatchType::kStrategicMerge;
+}
+
+absl::StatusOr<ChangeRequest> workloadChange(const api::v1alpha1::PatchSpec& spec,
+                                             const Json& current, const Json* revisionTemplate,
+                                             bool precondition) {
+  std::string rv = jsonString(current, "/metadata/resourceVersion");
+  if (spec.change.rollbackTo) {
+    if (!revisionTemplate) return absl::NotFoundError("rollback revision has no pod template");
+    Json ops = Json::array();
+    if (precondition) ops.push_back({{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", rv}});
+    ops.push_back({{"op", "replace"}, {"path", "/spec/template"}, {"value", *revisionTemplate}});
+    return ChangeRequest{kube::PatchType::kJson, ops.dump()};
+  }
+  if (!spec.change.image.empty()) {
+    // "name=image" sets one container; a bare image needs a single container.
+    std::string container, image = spec.change.image;
+    if (auto eq = image.find('='); eq != std::string::npos) {
+      container = image.substr(0, eq);
+      image = image.substr(eq + 1);
+    } else {
+      const Json& cs = jsonAt(current, "/spec/template/spec/containers");
+      if (!cs.is_array() || cs.size() != 1)
+        return absl::InvalidArgumentError(
+            "spec.change.image: the target has several containers; write container=image");
+      container = cs[0].value("name", "");
+    }
+    Json p = {{"spec", {{"template", {{"spec", {{"containers", Json::array({{{"name", container}, {"image", image}}})}}}}}}}};
+    if (precondition) p["metadata"]["resourceVersion"] = rv;
+    return ChangeRequest{kube::PatchType::kStrategicMerge, p.dump()};
+  }
+  auto parsed = api::v1alpha1::yamlToJson(spec.change.patch);
+  if (!parsed.ok()) return parsed.status();
+  kube::PatchType type = patchTypeFromName(spec.change.type);
+  if (type == kube::PatchType::kJson) {
+    Json ops = Json::array();
+    if (precondition) ops.push_back({{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", rv}});
+    for (auto& op : *parsed) ops.push_back(op);
+    return ChangeRequest{type, ops.dump()};
+  }
+  Json p = *parsed;
+  if (precondition) p["metadata"]["resourceVersion"] = rv;
+  return ChangeRequest{type, p.dump()};
+}
+
+absl::StatusOr<ChangeRequest> configChange(const api::v1alpha1::ConfigChange& change) {
+  auto parsed = api::v1alpha1::yamlToJson(change.patch);
+  if (!parsed.ok()) return parsed.status();
+  return ChangeRequest{patchTypeFromName(change.type), parsed->dump()};
+}
+
+namespace {
+std::string shortValue(const Json& v) {
+  std::string s = v.is_string() ? "\"" + v.get<std::string>() + "\"" : v.dump();
+  return s.size() > 200 ? s.substr(0, 197) + "..." : s;
+}
+}  // namespace
+
+std::string describeDiff(const Json& before, const Json& after) {
+  std::string out;
+  for (const auto& op : Json::diff(before, after)) {
+    std::string path = op.value("path", "");
+    std::string kind = op.value("op", "");
+    Json::json_pointer ptr(path);
+    if (kind == "replace") {
+      absl::StrAppend(&out, path, ": ", shortValue(before.at(ptr)), " -> ", shortValue(op["value"]), "\n");
+    } else if (kind == "add") {
+      absl::StrAppend(&out, path, ": (none) -> ", shortValue(op["value"]), "\n");
+    } else if (kind == "remove") {
+      absl::StrAppend(&out, path, ": ", shortValue(before.at(ptr)), " -> (removed)\n");
+    }
+  }
+  return out;
+}
+
+}  // namespace patchgate::controllers::patch

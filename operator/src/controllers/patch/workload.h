@@ -1,0 +1,66 @@
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "api/v1alpha1/patch.h"
+#include "common/json.h"
+#include "kube/client.h"
+
+namespace patchgate::controllers::patch {
+
+// Stable 64-bit FNV-1a hash (hex) of a JSON value's canonical text.
+std::string hashJson(const Json& value);
+
+// The part of a workload a Patch changes and a revision restores.
+const Json& podTemplate(const Json& workload);
+// Hash of the pod template: equal hashes mean the same pods.
+std::string templateHash(const Json& workload);
+
+// Health of a workload, per kind:
+// - Deployment: status.observedGeneration >= generation, updated == available
+//   == spec.replicas, no extra (old) replicas, not ProgressDeadlineExceeded;
+// - StatefulSet: observedGeneration, updated == ready == replicas, and
+//   currentRevision == updateRevision;
+// - DaemonSet: observedGeneration, updatedNumberScheduled == numberAvailable
+//   == desiredNumberScheduled.
+struct Health {
+  bool healthy = false;
+  bool failed = false;  // will not get healthy by waiting (progress deadline)
+  std::string message;
+};
+Health workloadHealth(const Json& workload, int64_t minGeneration = 0);
+
+// The ConfigMaps, Secrets and ServiceAccount a pod template refers to.
+struct References {
+  std::vector<std::string> configMaps;
+  std::vector<std::string> secrets;
+  std::string serviceAccount;
+};
+References podReferences(const Json& podTemplate);
+
+// A change to send to the API server for one object.
+struct ChangeRequest {
+  kube::PatchType type;
+  std::string body;
+};
+
+kube::PatchType patchTypeFromName(const std::string& name);
+
+// The request that applies a Patch's workload change, given the current
+// production object. `revisionTemplate` is the pod template of the revision
+// for rollbackTo. With `precondition`, the request fails with a conflict if
+// production changed since `current` was read (optimistic concurrency).
+absl::StatusOr<ChangeRequest> workloadChange(const api::v1alpha1::PatchSpec& spec,
+                                             const Json& current, const Json* revisionTemplate,
+                                             bool precondition);
+
+// The request that applies a config change.
+absl::StatusOr<ChangeRequest> configChange(const api::v1alpha1::ConfigChange& change);
+
+// A readable diff: one line per changed path, "path: old -> new".
+std::string describeDiff(const Json& before, const Json& after);
+
+}  // namespace patchgate::controllers::patch
