@@ -17,6 +17,7 @@ namespace {
 // Owns the pieces of the Patch controller for the life of the process.
 struct PatchControllerBundle {
   std::shared_ptr<runtime::Informer> informer;
+  std::shared_ptr<runtime::Informer> approvals;
   std::unique_ptr<runtime::EventRecorderImpl> recorder;
   std::unique_ptr<metrics::PatchMetricsImpl> patchMetrics;
   std::unique_ptr<controllers::patch::PatchReconciler> reconciler;
@@ -69,9 +70,19 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
     return keys;
   });
 
+  // A new approval moves its Patch at once, not at the next poll.
+  runtime::WatcherConfig ac{kube::resources::kPatchApproval, options.watchNamespaces};
+  b->approvals = std::make_shared<runtime::Informer>(client, ac, clock, random, log.withName("approvals"));
+  b->controller->watches(*b->approvals, [](const Json& approval) {
+    std::string patch = jsonString(approval, "/spec/patch");
+    if (patch.empty()) return std::vector<std::string>{};
+    return std::vector<std::string>{kube::makeKey(jsonString(approval, "/metadata/namespace"), patch)};
+  });
+
   auto informer = b->informer;
   auto controller = b->controller;
   manager.add(informer, /*needsLeader=*/false);
+  manager.add(b->approvals, /*needsLeader=*/false);
   manager.add(std::make_shared<OwningController>(std::move(b)), /*needsLeader=*/true);
 
   manager.addHealthzCheck("patch-informer", [informer] {

@@ -1,5 +1,6 @@
 // Provisioning: the ephemeral copy of production in a namespace of its own.
 #include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/pass.h"
 #include "controllers/patch/workload.h"
@@ -97,6 +98,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     metrics_->environmentCreated();
     recorder_.event(p.patch, runtime::EventType::kNormal, reason::kProvisioning, "Provision",
                     absl::StrCat("created test environment namespace ", envNs));
+    failpoint("provision.afterNamespace");
   }
 
   // 2. Guard rails: a quota and a NetworkPolicy that admits traffic only from

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/pass.h"
 #include "controllers/patch/workload.h"
@@ -122,6 +123,7 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
       return created.status();
     }
     mine = *created;
+    failpoint("promote.afterRevision");
     all.emplace_back(number, revName);
     recorder_.event(p.patch, runtime::EventType::kNormal, reason::kRevisionRecorded, "Promote",
                     absl::StrCat("recorded rollback point ", revName, " (revision ", number, ") of ",

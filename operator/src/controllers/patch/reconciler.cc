@@ -107,11 +107,47 @@ absl::Status PatchReconciler::syncStatus(Pass& p) {
   Json obj = p.patch;
   obj["status"] = p.status;
   auto written = client_.updateStatus(kube::resources::kPatch, p.ns, obj);
-  return written.status();
+  if (!written.ok()) return written.status();
+  rememberWrite(kube::makeKey(p.ns, p.name), jsonString(*written, "/metadata/resourceVersion"));
+  return absl::OkStatus();
+}
+
+namespace {
+// resourceVersions are opaque, but etcd-backed servers issue increasing
+// integers; when one is not a number the check is simply skipped.
+bool parseVersion(const std::string& rv, uint64_t& out) {
+  if (rv.empty() || rv.size() > 19) return false;
+  out = 0;
+  for (char c : rv) {
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return true;
+}
+}  // namespace
+
+bool PatchReconciler::staleSnapshot(const std::string& key, const std::string& rv) {
+  uint64_t v = 0;
+  if (!parseVersion(rv, v)) return false;
+  std::lock_guard lock(writesMu_);
+  auto it = lastWritten_.find(key);
+  return it != lastWritten_.end() && v < it->second;
+}
+
+void PatchReconciler::rememberWrite(const std::string& key, const std::string& rv) {
+  uint64_t v = 0;
+  if (!parseVersion(rv, v)) return;
+  std::lock_guard lock(writesMu_);
+  lastWritten_[key] = v;
 }
 
 absl::StatusOr<Action> PatchReconciler::reconcile(const runtime::Object& obj,
                                                   runtime::ReconcileContext& ctx) {
+  std::string key = kube::objectKey(*obj);
+  if (staleSnapshot(key, jsonString(*obj, "/metadata/resourceVersion"))) {
+    ctx.log.debug("cache behind our last write; waiting for it");
+    return Action::requeue(std::chrono::milliseconds(200));
+  }
   Pass p{*obj, ctx};
   p.ns = jsonString(*obj, "/metadata/namespace");
   p.name = jsonString(*obj, "/metadata/name");

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "api/v1alpha1/patch.h"
@@ -83,6 +85,14 @@ class PatchReconciler final : public runtime::Reconciler {
   void fail(Pass& p, const std::string& reason, const std::string& message);
   void setCondition(Pass& p, const std::string& type, bool status, const std::string& reason,
                     const std::string& message);
+
+  // Read-your-writes: the resourceVersion of our last status write per Patch.
+  // A snapshot older than that is stale (the watch lags our own write), and
+  // acting on it could repeat a step with side effects; it is skipped.
+  bool staleSnapshot(const std::string& key, const std::string& resourceVersion);
+  void rememberWrite(const std::string& key, const std::string& resourceVersion);
+  std::mutex writesMu_;
+  std::map<std::string, uint64_t> lastWritten_;
 
   kube::Client& client_;
   const runtime::Store& patches_;

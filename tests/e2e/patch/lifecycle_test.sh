@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Patch lifecycle stories on the real-node cluster: each is what a user would
+# do and see. Usage: lifecycle_test.sh STORY OPERATOR_BINARY
+#   good | failing-test | rollback | config-rollback | drift | queue | approval | restart
+# KUBECONFIG: $PATCHGATE_TEST_KUBECONFIG or the e2e fixture cluster's.
+STORY=${1:?usage: $0 STORY OPERATOR_BINARY}
+OPERATOR=${2:?usage: $0 STORY OPERATOR_BINARY}
+source "$(dirname "$0")/lib.sh"
+KUBECONFIG=${PATCHGATE_TEST_KUBECONFIG:-$("$ROOT/hack/cluster" kubeconfig --name "${PATCHGATE_TEST_CLUSTER:-pg-e2e}")}
+export KUBECONFIG
+k apply -f "$ROOT/crds/" >/dev/null
+
+story_good() {
+  setup_app good
+  start_operator
+  say "GIVEN a Patch that ships v2 and raises POOL to 64, with a smoke test"
+  patch_yaml fix-pool v2 "$(smoke_test v2)" | k apply -f - >/dev/null
+  wait_phase fix-pool 240 Succeeded Failed RolledBack
+  [[ $(phase fix-pool) == Succeeded ]] || fail "expected Succeeded"
+  local test_msg; test_msg=$(k get patch -n "$NS" fix-pool -o jsonpath='{.status.tests[0].message}')
+  [[ $test_msg == *"version ok: v2"* ]] || fail "the test did not see v2 through the copy's Service: '$test_msg'"
+  say "THEN the test ran against the patched copy: $test_msg"
+  [[ $(prod_env VERSION) == v2 ]] || fail "production does not run v2"
+  [[ $(prod_config POOL) == 64 ]] || fail "production config not changed"
+  k rollout status -n "$NS" deploy/checkout --timeout=60s >/dev/null
+  say "AND production runs v2 with POOL=64"
+  [[ $(revisions) == 1 ]] || fail "expected one revision, found $(revisions)"
+  local rev; rev=$(k get controllerrevisions -n "$NS" -l patchgate.dev/target=Deployment.checkout -o jsonpath='{.items[0].metadata.name} revision={.items[0].revision} ticket={.items[0].metadata.annotations.patchgate\.dev/ticket}')
+  say "AND the rollback point is recorded: $rev"
+  for _ in $(seq 60); do [[ $(env_namespaces) == 0 ]] && break; sleep 1; done
+  [[ $(env_namespaces) == 0 ]] || fail "environment not cleaned up after its TTL"
+  say "AND the test environment was deleted after its TTL"
+  k get events -n "$NS" --field-selector involvedObject.name=fix-pool -o jsonpath='{range .items[*]}{.reason}{" "}{end}' | grep -q Promoted || fail "no Promoted event"
+}
+
+story_failing_test() {
+  setup_app failing
+  start_operator
+  say "GIVEN a Patch whose smoke test expects a version the patch does not ship"
+  patch_yaml bad-fix v2 "$(smoke_test v3)
+  " | sed 's/ttlSecondsAfterFinished: 5}/ttlSecondsAfterFinished: 5, keepOnFailure: true}/' | k apply -f - >/dev/null
+  wait_phase bad-fix 240 Failed Succeeded
+  [[ $(phase bad-fix) == Failed ]] || fail "expected Failed"
+  [[ $(prod_env VERSION) == v1 && $(prod_config POOL) == 16 ]] || fail "production was touched"
+  say "THEN production is untouched (v1, POOL=16)"
+  [[ $(revisions) == 0 ]] || fail "a revision was recorded for a failed patch"
+  sleep 8
+  [[ $(env_namespaces) == 1 ]] || fail "the environment was not kept (keepOnFailure)"
+  say "AND the environment is kept for debugging: $(k get ns -l patchgate.dev/patch-namespace=$NS -o name)"
+  k get patch -n "$NS" bad-fix -o jsonpath='{.status.conditions[?(@.type=="TestsPassed")].message}' | grep -q "smoke failed" || fail "no clear TestsPassed message"
+}
+
+story_rollback() {
+  setup_app rollback
+  start_operator
+  say "GIVEN a Patch that works in the test copy but crashes in production's namespace"
+  patch_yaml crash-in-prod v2 "$(smoke_test v2)" | sed "s|env: \[{name: VERSION, value: \"v2\"}\]}\]}}}|env: [{name: VERSION, value: \"v2\"}, {name: PROD_NS, value: $NS}, {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}], command: [/bin/sh, -c, 'if [ \"\$POD_NS\" = \"\$PROD_NS\" ]; then echo crashing in production; exit 1; fi; exec /app/start']}]}}}|; s/timeoutSeconds: 60}/timeoutSeconds: 25}/" | k apply -f - >/dev/null
+  wait_phase crash-in-prod 300 RolledBack Succeeded Failed
+  [[ $(phase crash-in-prod) == RolledBack ]] || fail "expected RolledBack"
+  k rollout status -n "$NS" deploy/checkout --timeout=120s >/dev/null || fail "production did not recover"
+  [[ $(prod_env VERSION) == v1 && $(prod_config POOL) == 16 ]] || fail "production not restored (VERSION=$(prod_env VERSION) POOL=$(prod_config POOL))"
+  local cmd; cmd=$(k get deploy -n "$NS" checkout -o jsonpath='{.spec.template.spec.containers[0].command}')
+  [[ -z $cmd ]] || fail "the crashing command is still in production: $cmd"
+  say "THEN production is back on v1 with POOL=16, healthy"
+  k get events -n "$NS" --field-selector reason=RolledBack -o name | grep -q . || fail "no RolledBack event"
+  say "AND a RolledBack event says why: $(k get patch -n "$NS" crash-in-prod -o jsonpath='{.status.rollback.reason}')"
+}
+
+story_config_rollback() {
+  setup_app configrb
+  start_operator
+  patch_yaml fix-pool v2 "$(smoke_test v2)" | k apply -f - >/dev/null
+  wait_phase fix-pool 240 Succeeded Failed RolledBack
+  [[ $(prod_env VERSION) == v2 && $(prod_config POOL) == 64 ]] || fail "first patch not promoted"
+  say "GIVEN production on v2 with POOL=64 after a patch (revision 1 holds v1 + POOL=16)"
+  k apply -f - >/dev/null <<YAML
+apiVersion: patchgate.dev/v1alpha1
+kind: Patch
+metadata: {name: undo-fix-pool, namespace: $NS}
+spec:
+  target: {kind: Deployment, name: checkout}
+  change: {rollbackTo: {revision: 1}}
+  ticket: INC-4212
+  rootCause: "POOL=64 overloads the database"
+  verification: {timeoutSeconds: 90}
+YAML
+  wait_phase undo-fix-pool 240 Succeeded Failed RolledBack
+  [[ $(phase undo-fix-pool) == Succeeded ]] || fail "rollback patch did not succeed"
+  [[ $(prod_env VERSION) == v1 ]] || fail "workload not restored"
+  [[ $(prod_config POOL) == 16 ]] || fail "config not restored"
+  say "THEN code and config are both restored: v1, POOL=16 (and the rollback itself left revision $(k get patch -n "$NS" undo-fix-pool -o jsonpath='{.status.revision.number}'))"
+}
+
+story_drift() {
+  setup_app drift
+  start_operator
+  say "GIVEN a Patch whose test takes 20 s"
+  patch_yaml slow-fix v2 "  tests:
+  - {name: slow, image: patchgate.dev/test-runner:1.0, command: [/bin/sh, -c, 'sleep 20'], timeoutSeconds: 120}" | k apply -f - >/dev/null
+  wait_phase slow-fix 180 Testing
+  say "WHEN someone edits production by hand while it is testing"
+  k set env -n "$NS" deploy/checkout HOTFIX=manual >/dev/null
+  wait_phase slow-fix 300 Succeeded Failed RolledBack
+  [[ $(phase slow-fix) == Succeeded ]] || fail "expected Succeeded after a re-test"
+  local retests; retests=$(k get patch -n "$NS" slow-fix -o jsonpath='{.status.retests}')
+  [[ $retests == 1 ]] || fail "expected one re-test, status.retests=$retests"
+  k get events -n "$NS" --field-selector reason=DriftDetected -o name | grep -q . || fail "no DriftDetected event"
+  [[ $(prod_env HOTFIX) == manual && $(prod_env VERSION) == v2 ]] || fail "production should carry both the hand edit and the patch"
+  say "THEN it was re-tested on the new base (retests=1) and promoted on top of the hand edit"
+}
+
+story_queue() {
+  setup_app queue
+  start_operator
+  local slow="  tests:
+  - {name: slow, image: patchgate.dev/test-runner:1.0, command: [/bin/sh, -c, 'sleep 8'], timeoutSeconds: 120}"
+  patch_yaml first v2 "$slow" | k apply -f - >/dev/null
+  wait_phase first 120 Provisioning Testing
+  patch_yaml second v3 "$slow" | k apply -f - >/dev/null
+  sleep 1
+  patch_yaml urgent v4 "$slow
+  priority: emergency" | k apply -f - >/dev/null
+  say "GIVEN three patches on one target: first (in flight), second (normal), urgent (emergency, created last)"
+  for p in first urgent second; do wait_phase "$p" 400 Succeeded Failed RolledBack; done
+  for p in urgent second; do
+    k get patch -n "$NS" "$p" -o jsonpath='{.status.history[*].phase}' | grep -qw Queued || fail "$p was never Queued"
+  done
+  local a b c
+  a=$(k get patch -n "$NS" first -o jsonpath='{.status.promotion.promotedAt}')
+  b=$(k get patch -n "$NS" urgent -o jsonpath='{.status.promotion.promotedAt}')
+  c=$(k get patch -n "$NS" second -o jsonpath='{.status.promotion.promotedAt}')
+  [[ $a < $b || $a == "$b" ]] && [[ $b < $c || $b == "$c" ]] || fail "order was first=$a urgent=$b second=$c"
+  say "THEN they went one at a time: first ($a), urgent ($b), second ($c)"
+  [[ $(prod_env VERSION) == v3 ]] || fail "last promoted should be second (v3)"
+}
+
+story_approval() {
+  setup_app approval
+  k apply -f - >/dev/null <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: patch-author, namespace: $NS}
+rules:
+- {apiGroups: [patchgate.dev], resources: [patches, patchapprovals], verbs: [get, list, watch, create]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: patch-authors, namespace: $NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: patch-author}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}
+YAML
+  start_operator
+  say "GIVEN alice's Patch that requires one approval"
+  patch_yaml needs-approval v2 "$(smoke_test v2)
+  author: alice
+  promotion: {approval: {required: true, approvers: 1}}" | k --as=alice apply -f - >/dev/null
+  if patch_yaml sneaky v2 "$(smoke_test v2)
+  author: alice" | k --as=bob apply -f - 2>"$WORK/err"; then fail "bob created a patch claiming alice as author"; fi
+  say "AND bob cannot claim to be its author: $(head -c 160 "$WORK/err")"
+  wait_phase needs-approval 240 AwaitingApproval
+  local uid gen; uid=$(k get patch -n "$NS" needs-approval -o jsonpath='{.metadata.uid}'); gen=$(k get patch -n "$NS" needs-approval -o jsonpath='{.metadata.generation}')
+  approval() { # user name
+    cat <<YAML
+apiVersion: patchgate.dev/v1alpha1
+kind: PatchApproval
+metadata: {name: $2, namespace: $NS}
+spec: {patch: needs-approval, patchUID: "$uid", patchGeneration: $gen, approver: $1, comment: "looks right"}
+YAML
+  }
+  if approval alice by-bob-as-alice | k --as=bob apply -f - 2>"$WORK/err"; then fail "bob approved in alice's name"; fi
+  say "WHEN bob tries to approve in alice's name, the API server refuses: $(head -c 120 "$WORK/err")"
+  approval alice self | k --as=alice apply -f - >/dev/null
+  sleep 6
+  [[ $(phase needs-approval) == AwaitingApproval ]] || fail "alice's own approval moved the patch"
+  k get events -n "$NS" --field-selector reason=ApprovalRefused -o name | grep -q . || fail "no ApprovalRefused event"
+  [[ $(prod_env VERSION) == v1 ]] || fail "production changed without approval"
+  say "AND alice's approval of her own patch is refused (ApprovalRefused); production untouched"
+  approval bob lgtm | k --as=bob apply -f - >/dev/null
+  wait_phase needs-approval 180 Succeeded Failed RolledBack
+  [[ $(phase needs-approval) == Succeeded && $(prod_env VERSION) == v2 ]] || fail "bob's approval did not promote"
+  say "THEN bob's approval promotes it: $(k get patch -n "$NS" needs-approval -o jsonpath='{.status.conditions[?(@.type=="Approved")].message}')"
+}
+
+story_restart() {
+  setup_app restart
+  say "GIVEN an operator that dies right after creating the environment namespace"
+  PATCHGATE_FAILPOINTS=provision.afterNamespace start_operator
+  patch_yaml survive v2 "$(smoke_test v2)" | k apply -f - >/dev/null
+  for _ in $(seq 60); do kill -0 "$OP_PID" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$OP_PID" 2>/dev/null && fail "failpoint provision.afterNamespace never fired"
+  OP_PID=""
+  say "AND again right after recording the rollback point, before touching production"
+  PATCHGATE_FAILPOINTS=promote.afterRevision start_operator
+  for _ in $(seq 240); do kill -0 "$OP_PID" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$OP_PID" 2>/dev/null && fail "failpoint promote.afterRevision never fired"
+  OP_PID=""
+  [[ $(prod_env VERSION) == v1 ]] || fail "production changed before the crash point"
+  say "WHEN it starts again without failpoints"
+  start_operator
+  wait_phase survive 240 Succeeded Failed RolledBack
+  [[ $(phase survive) == Succeeded ]] || fail "expected Succeeded"
+  local envs; envs=$(k get ns -l "patchgate.dev/patch-namespace=$NS" -o name | wc -l)
+  [[ $envs -le 1 ]] || fail "more than one environment namespace: $envs"
+  [[ $(revisions) == 1 ]] || fail "expected exactly one rollback point, found $(revisions)"
+  local promoted; promoted=$(k get patch -n "$NS" survive -o jsonpath='{.status.history[*].phase}' | tr ' ' '\n' | grep -c '^Verifying$')
+  [[ $promoted == 1 ]] || fail "promoted $promoted times"
+  say "THEN it resumed: one environment, one rollback point, one promotion"
+}
+
+case $STORY in
+  good) story_good ;;
+  failing-test) story_failing_test ;;
+  rollback) story_rollback ;;
+  config-rollback) story_config_rollback ;;
+  drift) story_drift ;;
+  queue) story_queue ;;
+  approval) story_approval ;;
+  restart) story_restart ;;
+  *) echo "unknown story $STORY" >&2; exit 2 ;;
+esac
+say "PASS: $STORY"
