@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "kube/client_impl.h"
@@ -71,10 +73,12 @@ inline std::unique_ptr<kube::Client> makeTestClient(std::string* kubeconfigOut =
 
 // A unique, DNS-safe name for this test run.
 inline std::string uniqueName(const std::string& prefix) {
+  // Each gtest case runs in its own process (gtest_discover_tests), so the
+  // pid keeps names apart; the counter, within one process.
   static int counter = 0;
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%s-%x-%d", prefix.c_str(),
-                static_cast<unsigned>(std::time(nullptr) & 0xffffff), ++counter);
+  std::snprintf(buf, sizeof(buf), "%s-%x-%x-%d", prefix.c_str(),
+                static_cast<unsigned>(std::time(nullptr) & 0xffff), static_cast<unsigned>(getpid()), ++counter);
   return buf;
 }
 
