@@ -143,6 +143,19 @@ void PatchReconciler::rememberWrite(const std::string& key, const std::string& r
 
 absl::StatusOr<Action> PatchReconciler::reconcile(const runtime::Object& obj,
                                                   runtime::ReconcileContext& ctx) {
+  // The JSON library reports type mismatches by exception; one in a step is a
+  // bug or an object shaped as we did not expect: an error for this Patch,
+  // retried with backoff, never a crashed worker.
+  try {
+    return reconcileOnce(obj, ctx);
+  } catch (const Json::exception& e) {
+    ctx.log.error("unexpected object shape", {{"error", e.what()}});
+    return absl::InternalError(absl::StrCat("unexpected object shape: ", e.what()));
+  }
+}
+
+absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj,
+                                                      runtime::ReconcileContext& ctx) {
   std::string key = kube::objectKey(*obj);
   if (staleSnapshot(key, jsonString(*obj, "/metadata/resourceVersion"))) {
     ctx.log.debug("cache behind our last write; waiting for it");
@@ -178,6 +191,14 @@ absl::StatusOr<Action> PatchReconciler::reconcile(const runtime::Object& obj,
 }
 
 absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
+  // A Patch that failed before anything was built (bad spec, missing target)
+  // may be fixed in place; the CRD allows that edit. Start it over.
+  if (p.phase() == v1::phase::kFailed && !p.status.contains("environment") &&
+      p.status.value("observedGeneration", int64_t{0}) < p.generation) {
+    Json history = p.status.value("history", Json::array());
+    p.status = {{"history", history}, {"startedAt", timeString(p.now)}};
+    transition(p, v1::phase::kPending, "SpecChanged", "spec changed after it failed; starting over");
+  }
   auto spec = v1::parseSpec(p.patch);
   if (!spec.ok()) {
     setCondition(p, condition::kValidated, false, reason::kInvalidSpec, std::string(spec.status().message()));

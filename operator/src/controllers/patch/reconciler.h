@@ -61,6 +61,8 @@ class PatchReconciler final : public runtime::Reconciler {
   struct Pass;  // one reconcile's working state (reconciler.cc)
 
  private:
+  absl::StatusOr<runtime::Action> reconcileOnce(const runtime::Object& obj,
+                                                runtime::ReconcileContext& ctx);
   absl::StatusOr<runtime::Action> apply(Pass& p);
   absl::StatusOr<runtime::Action> cleanup(Pass& p);
 

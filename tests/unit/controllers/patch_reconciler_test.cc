@@ -1,0 +1,333 @@
+// Controller-level tests of the Patch reconciler: seed a FakeClient, run
+// reconciles, play the cluster's part (rollouts, Jobs), assert the API calls
+// and the status written.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "api/v1alpha1/patch.h"
+#include "controllers/patch/conditions.h"
+#include "controllers/patch/reconciler.h"
+#include "fakes/fake_client.h"
+#include "fakes/fake_clock.h"
+#include "kube/resource.h"
+#include "runtime/events.h"
+#include "runtime/status.h"
+#include "test_util.h"
+
+namespace patchgate::controllers::patch {
+namespace {
+
+namespace res = kube::resources;
+using testing::FakeClient;
+using testing::FakeClock;
+
+class RecordingRecorder final : public runtime::EventRecorder {
+ public:
+  void event(const Json&, runtime::EventType type, const std::string& reason, const std::string&,
+             const std::string& note) override {
+    std::lock_guard lock(mu);
+    events.push_back({type == runtime::EventType::kWarning ? "Warning" : "Normal", reason, note});
+  }
+  bool has(const std::string& reason) {
+    std::lock_guard lock(mu);
+    return std::any_of(events.begin(), events.end(), [&](auto& e) { return e[1] == reason; });
+  }
+  std::mutex mu;
+  std::vector<std::array<std::string, 3>> events;
+};
+
+class PatchReconcilerTest : public ::testing::Test {
+ protected:
+  PatchReconcilerTest() : client_(clock_), reconciler_(client_, store_, recorder_, clock_) {
+    store_.addIndexer(kIndexTarget, targetIndex);
+    client_.seed(res::kConfigMap, Json::parse(R"({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"checkout-config","namespace":"shop"},"data":{"POOL":"16"}})"));
+    client_.seed(res::kService, Json::parse(R"({"apiVersion":"v1","kind":"Service",
+        "metadata":{"name":"checkout","namespace":"shop"},
+        "spec":{"selector":{"app":"checkout"},"ports":[{"port":8080}],"clusterIP":"10.96.0.9"}})"));
+    client_.seed(res::kService, Json::parse(R"({"apiVersion":"v1","kind":"Service",
+        "metadata":{"name":"other","namespace":"shop"},"spec":{"selector":{"app":"other"}}})"));
+    seedDeployment("v1");
+  }
+
+  void seedDeployment(const std::string& version) {
+    Json d = Json::parse(R"({"apiVersion":"apps/v1","kind":"Deployment",
+        "metadata":{"name":"checkout","namespace":"shop"},
+        "spec":{"replicas":2,"selector":{"matchLabels":{"app":"checkout"}},
+          "template":{"metadata":{"labels":{"app":"checkout"}},
+            "spec":{"containers":[{"name":"app","image":"demo:1",
+              "envFrom":[{"configMapRef":{"name":"checkout-config"}}]}]}}}})");
+    d["spec"]["template"]["spec"]["containers"][0]["env"] = {{{"name", "VERSION"}, {"value", version}}};
+    client_.seed(res::kDeployment, d);
+    markHealthy(res::kDeployment, "shop", "checkout");
+  }
+
+  // What the deployment controller would do once the rollout completes.
+  void markHealthy(const kube::ResourceType& rt, const std::string& ns, const std::string& name) {
+    Json d = client_.object(rt, ns, name);
+    int64_t replicas = jsonInt(d, "/spec/replicas", 1);
+    d["status"] = {{"observedGeneration", jsonInt(d, "/metadata/generation", 1)},
+                   {"replicas", replicas}, {"updatedReplicas", replicas}, {"availableReplicas", replicas}};
+    client_.seed(rt, d);
+  }
+
+  void createPatch(const std::string& name, Json extra = Json::object()) {
+    Json p = Json::parse(R"({"apiVersion":"patchgate.dev/v1alpha1","kind":"Patch",
+        "metadata":{"namespace":"shop"},
+        "spec":{"target":{"kind":"Deployment","name":"checkout"},
+          "change":{"patch":"spec: {template: {spec: {containers: [{name: app, image: 'demo:1', envFrom: [{configMapRef: {name: checkout-config}}], env: [{name: VERSION, value: v2}]}]}}}",
+                    "config":[{"kind":"ConfigMap","name":"checkout-config","patch":"{\"data\":{\"POOL\":\"64\"}}"}]},
+          "ticket":"INC-1","rootCause":"pool exhausted",
+          "environment":{"ttlSecondsAfterFinished":60},
+          "tests":[{"name":"smoke","image":"t:1"}],
+          "verification":{"timeoutSeconds":120}}})");
+    p["metadata"]["name"] = name;
+    p["spec"].merge_patch(extra);
+    store_.upsert(client_.seed(res::kPatch, p));
+  }
+
+  // One reconcile of the stored Patch, with the cache up to date.
+  absl::StatusOr<runtime::Action> reconcile(const std::string& name) {
+    for (const auto& p : client_.objects(res::kPatch)) store_.upsert(p);  // the cache, up to date
+    Json obj = client_.object(res::kPatch, "shop", name);
+    runtime::ReconcileContext ctx{"test", testing::quietLogger(), 0};
+    return reconciler_.reconcile(std::make_shared<const Json>(obj), ctx);
+  }
+  Json status(const std::string& name) {
+    Json s = client_.object(res::kPatch, "shop", name).value("status", Json::object());
+    return s.is_object() ? s : Json::object();
+  }
+  std::string phase(const std::string& name) { return status(name).value("phase", ""); }
+
+  // Reconciles until the phase is `want` (or `limit` passes).
+  void reconcileUntil(const std::string& name, const std::string& want, int limit = 10) {
+    for (int i = 0; i < limit && phase(name) != want; ++i) ASSERT_TRUE(reconcile(name).ok());
+    ASSERT_EQ(phase(name), want) << status(name).dump(2);
+  }
+
+  std::string envNamespace(const std::string& name) { return jsonString(status(name), "/environment/namespace"); }
+
+  void completeJobs(const std::string& ns, const std::string& condition = "Complete") {
+    for (Json job : client_.objects(res::kJob, ns)) {
+      job["status"] = {{"conditions", {{{"type", condition}, {"status", "True"}}}}};
+      client_.seed(res::kJob, job);
+    }
+  }
+
+  // Drives a Patch to Verifying: provisioned, tests passed, promoted.
+  void driveToVerifying(const std::string& name) {
+    reconcileUntil(name, api::v1alpha1::phase::kProvisioning);
+    ASSERT_TRUE(reconcile(name).ok());  // creates the copy
+    markHealthy(res::kDeployment, envNamespace(name), "checkout");
+    reconcileUntil(name, api::v1alpha1::phase::kTesting);
+    ASSERT_TRUE(reconcile(name).ok());  // creates the Job
+    completeJobs(envNamespace(name));
+    reconcileUntil(name, api::v1alpha1::phase::kVerifying);
+  }
+
+  FakeClock clock_;
+  FakeClient client_;
+  runtime::Store store_;
+  RecordingRecorder recorder_;
+  PatchReconciler reconciler_;
+};
+
+TEST_F(PatchReconcilerTest, GoodPatchIsTestedPromotedVerifiedAndCleanedUp) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  std::string env = envNamespace("fix");
+
+  // The environment: labelled namespace, patched copy at 1 replica, patched
+  // config, the selecting Service (not the other one), quota and policy.
+  Json ns = client_.object(res::kNamespace, "", env);
+  EXPECT_EQ(ns["metadata"]["labels"][api::v1alpha1::kLabelEnvironment], "true");
+  Json copy = client_.object(res::kDeployment, env, "checkout");
+  EXPECT_EQ(copy["spec"]["replicas"], 1);
+  EXPECT_EQ(copy["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "v2") << copy.dump();
+  EXPECT_EQ(client_.object(res::kConfigMap, env, "checkout-config")["data"]["POOL"], "64");
+  EXPECT_FALSE(client_.object(res::kService, env, "checkout").is_null());
+  EXPECT_FALSE(client_.object(res::kService, env, "checkout")["spec"].contains("clusterIP"));
+  EXPECT_TRUE(client_.object(res::kService, env, "other").is_null());
+  EXPECT_FALSE(client_.object(res::kResourceQuota, env, "patchgate-environment").is_null());
+  EXPECT_FALSE(client_.object(res::kNetworkPolicy, env, "patchgate-isolation").is_null());
+  Json job = client_.object(res::kJob, env, "pgt-smoke-1");
+  ASSERT_FALSE(job.is_null());
+  EXPECT_EQ(job["spec"]["activeDeadlineSeconds"], 300);
+
+  // Promotion: the rollback point (v1 + POOL=16) is created before production
+  // is patched, and the patch carries the resourceVersion precondition.
+  auto calls = client_.calls();
+  auto revIt = std::find_if(calls.begin(), calls.end(), [](auto& c) {
+    return c.verb == "create" && c.resource == "controllerrevisions";
+  });
+  auto prodIt = std::find_if(calls.begin(), calls.end(), [](auto& c) {
+    return c.verb == "patch" && c.resource == "deployments" && c.ns == "shop" && !c.dryRun &&
+           c.body.is_object() && c.body.contains("metadata");
+  });
+  ASSERT_NE(revIt, calls.end());
+  ASSERT_NE(prodIt, calls.end());
+  EXPECT_LT(revIt - calls.begin(), prodIt - calls.begin());
+  EXPECT_FALSE(prodIt->body["metadata"].value("resourceVersion", "").empty());
+  Json rev = client_.object(res::kControllerRevision, "shop", "checkout-pg-1");
+  EXPECT_EQ(rev["revision"], 1);
+  EXPECT_EQ(rev["data"]["template"]["spec"]["containers"][0]["env"][0]["value"], "v1");
+  EXPECT_EQ(rev["data"]["configs"][0]["data"]["POOL"], "16");
+  EXPECT_EQ(rev["metadata"]["annotations"][api::v1alpha1::kAnnotationTicket], "INC-1");
+
+  // Production now runs the change; once healthy the Patch succeeds. (The
+  // fake applies strategic patches as merge patches: lists are replaced,
+  // which is why the test's patch repeats envFrom.)
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  EXPECT_EQ(prod["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "v2");
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "64");
+  markHealthy(res::kDeployment, "shop", "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kSucceeded);
+  EXPECT_TRUE(runtime::isConditionTrue(status("fix")["conditions"], condition::kReady));
+  EXPECT_TRUE(runtime::isConditionTrue(status("fix")["conditions"], condition::kVerified));
+  EXPECT_EQ(status("fix")["tests"][0]["result"], "Passed");
+  EXPECT_TRUE(recorder_.has(reason::kPromoted));
+
+  // The environment goes after its TTL, not before.
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_FALSE(client_.object(res::kNamespace, "", env).is_null());
+  clock_.advance(std::chrono::seconds(61));
+  ASSERT_TRUE(reconcile("fix").ok());
+  Json gone = client_.object(res::kNamespace, "", env);
+  EXPECT_TRUE(gone.is_null() || gone["metadata"].contains("deletionTimestamp"));
+}
+
+TEST_F(PatchReconcilerTest, MissingTargetFailsWithoutRetryOrSideEffects) {
+  client_.erase(res::kDeployment, "shop", "checkout");
+  createPatch("fix");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kFailed);
+  Json st = status("fix");
+  const Json& c = runtime::findCondition(st["conditions"], condition::kValidated);
+  EXPECT_EQ(c["reason"], reason::kTargetNotFound);
+  EXPECT_NE(c["message"].get<std::string>().find("Deployment shop/checkout not found"), std::string::npos);
+  EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+  EXPECT_TRUE(recorder_.has(reason::kTargetNotFound));
+  auto r = reconcile("fix");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->requeueAfter.has_value());  // no retry storm
+}
+
+TEST_F(PatchReconcilerTest, FailedTestLeavesProductionUntouchedAndKeepsTheEnvironment) {
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  markHealthy(res::kDeployment, envNamespace("fix"), "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("fix").ok());
+  completeJobs(envNamespace("fix"), "Failed");
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  EXPECT_EQ(status("fix")["tests"][0]["result"], "Failed");
+  EXPECT_TRUE(client_.calls("create", "controllerrevisions").empty());
+  for (const auto& c : client_.calls("patch", "deployments")) {
+    if (!c.dryRun) {
+      EXPECT_NE(c.ns, "shop") << "production patched";
+    }
+  }
+  clock_.advance(std::chrono::hours(1));
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_FALSE(client_.object(res::kNamespace, "", envNamespace("fix")).is_null());  // keepOnFailure
+}
+
+TEST_F(PatchReconcilerTest, DriftForcesARetestInsteadOfPromotion) {
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  std::string firstEnv = envNamespace("fix");
+  markHealthy(res::kDeployment, firstEnv, "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("fix").ok());
+  // Someone edits production while the tests run.
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["containers"][0]["env"].push_back({{"name", "HOTFIX"}, {"value", "1"}});
+  client_.seed(res::kDeployment, prod);
+  completeJobs(firstEnv);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(status("fix")["retests"], 1);
+  EXPECT_TRUE(recorder_.has(reason::kDriftDetected));
+  EXPECT_TRUE(client_.calls("create", "controllerrevisions").empty());
+  EXPECT_NE(envNamespace("fix"), firstEnv);
+  Json old = client_.object(res::kNamespace, "", firstEnv);
+  EXPECT_TRUE(old.is_null() || old["metadata"].contains("deletionTimestamp"));
+}
+
+TEST_F(PatchReconcilerTest, UnhealthyPromotionIsRolledBackAfterTheTimeout) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  // Production never becomes healthy with the change.
+  clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("fix", api::v1alpha1::phase::kRolledBack);
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  EXPECT_EQ(prod["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "v1");
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "16");
+  EXPECT_TRUE(runtime::isConditionTrue(status("fix")["conditions"], condition::kRolledBack));
+  EXPECT_TRUE(runtime::isConditionTrue(status("fix")["conditions"], condition::kStalled));
+  EXPECT_NE(status("fix")["rollback"]["reason"].get<std::string>().find("not healthy within 120s"),
+            std::string::npos);
+}
+
+TEST_F(PatchReconcilerTest, OneChangePerTargetEmergenciesFirst) {
+  createPatch("first");
+  reconcileUntil("first", api::v1alpha1::phase::kProvisioning);
+  clock_.advance(std::chrono::seconds(1));
+  createPatch("second");
+  clock_.advance(std::chrono::seconds(1));
+  createPatch("urgent", {{"priority", "emergency"}});
+  ASSERT_TRUE(reconcile("second").ok());
+  ASSERT_TRUE(reconcile("second").ok());
+  ASSERT_TRUE(reconcile("urgent").ok());
+  ASSERT_TRUE(reconcile("urgent").ok());
+  EXPECT_EQ(phase("second"), api::v1alpha1::phase::kQueued);
+  EXPECT_EQ(phase("urgent"), api::v1alpha1::phase::kQueued);
+  EXPECT_NE(status("second")["message"].get<std::string>().find("waiting for patch first"), std::string::npos);
+  // first finishes (fails here); urgent goes next although second is older.
+  Json first = client_.object(res::kPatch, "shop", "first");
+  first["status"]["phase"] = api::v1alpha1::phase::kFailed;
+  store_.upsert(client_.seed(res::kPatch, first));
+  ASSERT_TRUE(reconcile("second").ok());
+  ASSERT_TRUE(reconcile("urgent").ok());
+  EXPECT_EQ(phase("second"), api::v1alpha1::phase::kQueued);
+  EXPECT_NE(status("second")["message"].get<std::string>().find("next up: urgent"), std::string::npos);
+  EXPECT_EQ(phase("urgent"), api::v1alpha1::phase::kProvisioning);
+}
+
+TEST_F(PatchReconcilerTest, StatusIsNotWrittenWhenNothingChanged) {
+  createPatch("fix");
+  client_.erase(res::kDeployment, "shop", "checkout");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(reconcile("fix").ok());
+  client_.clearCalls();
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_TRUE(client_.calls("updateStatus").empty());
+}
+
+TEST_F(PatchReconcilerTest, AStaleSnapshotIsSkipped) {
+  createPatch("fix");
+  Json stale = client_.object(res::kPatch, "shop", "fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  client_.clearCalls();
+  runtime::ReconcileContext ctx{"test", testing::quietLogger(), 0};
+  auto r = reconciler_.reconcile(std::make_shared<const Json>(stale), ctx);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->requeueAfter.has_value());
+  EXPECT_TRUE(client_.calls().empty()) << "acted on a snapshot older than its own write";
+}
+
+TEST_F(PatchReconcilerTest, DeletionRemovesTheEnvironmentThenTheFinalizer) {
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  std::string env = envNamespace("fix");
+  ASSERT_TRUE(client_.remove(res::kPatch, "shop", "fix", {}).ok());
+  ASSERT_TRUE(reconcile("fix").ok());
+  Json ns = client_.object(res::kNamespace, "", env);
+  EXPECT_TRUE(ns.is_null() || ns["metadata"].contains("deletionTimestamp"));
+  EXPECT_TRUE(client_.object(res::kPatch, "shop", "fix").is_null()) << "finalizer not removed";
+}
+
+}  // namespace
+}  // namespace patchgate::controllers::patch

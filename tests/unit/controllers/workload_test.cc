@@ -1,0 +1,148 @@
+// Pure logic of the Patch controller: health rules, references, change requests, diffs.
+#include <gtest/gtest.h>
+
+#include "controllers/patch/workload.h"
+
+namespace patchgate::controllers::patch {
+namespace {
+
+Json deployment(int64_t gen, int64_t observed, int64_t replicas, int64_t updated, int64_t available,
+                int64_t total) {
+  return {{"kind", "Deployment"},
+          {"metadata", {{"generation", gen}}},
+          {"spec", {{"replicas", replicas}}},
+          {"status", {{"observedGeneration", observed}, {"updatedReplicas", updated},
+                      {"availableReplicas", available}, {"replicas", total}}}};
+}
+
+TEST(WorkloadHealth, DeploymentRolloutStates) {
+  EXPECT_FALSE(workloadHealth(deployment(3, 2, 2, 2, 2, 2)).healthy);  // not observed yet
+  EXPECT_FALSE(workloadHealth(deployment(3, 3, 2, 1, 2, 3)).healthy);  // half updated
+  EXPECT_FALSE(workloadHealth(deployment(3, 3, 2, 2, 2, 3)).healthy);  // old replica left
+  EXPECT_FALSE(workloadHealth(deployment(3, 3, 2, 2, 1, 2)).healthy);  // not available
+  Health ok = workloadHealth(deployment(3, 3, 2, 2, 2, 2));
+  EXPECT_TRUE(ok.healthy);
+  EXPECT_NE(ok.message.find("2 of 2"), std::string::npos);
+  // The generation promoted must be observed even if the cache shows an older object.
+  EXPECT_FALSE(workloadHealth(deployment(3, 3, 2, 2, 2, 2), 4).healthy);
+}
+
+TEST(WorkloadHealth, ProgressDeadlineIsAFailureNotAWait) {
+  Json d = deployment(2, 2, 2, 1, 1, 2);
+  d["status"]["conditions"] = {{{"type", "Progressing"}, {"status", "False"},
+                                {"reason", "ProgressDeadlineExceeded"}, {"message", "too slow"}}};
+  Health h = workloadHealth(d);
+  EXPECT_FALSE(h.healthy);
+  EXPECT_TRUE(h.failed);
+  EXPECT_NE(h.message.find("too slow"), std::string::npos);
+}
+
+TEST(WorkloadHealth, StatefulSetNeedsCurrentEqualsUpdateRevision) {
+  Json s = {{"kind", "StatefulSet"}, {"metadata", {{"generation", 1}}}, {"spec", {{"replicas", 2}}},
+            {"status", {{"observedGeneration", 1}, {"updatedReplicas", 2}, {"readyReplicas", 2},
+                        {"currentRevision", "a"}, {"updateRevision", "b"}}}};
+  EXPECT_FALSE(workloadHealth(s).healthy);
+  s["status"]["currentRevision"] = "b";
+  EXPECT_TRUE(workloadHealth(s).healthy);
+}
+
+TEST(WorkloadHealth, DaemonSet) {
+  Json d = {{"kind", "DaemonSet"}, {"metadata", {{"generation", 1}}},
+            {"status", {{"observedGeneration", 1}, {"desiredNumberScheduled", 3},
+                        {"updatedNumberScheduled", 3}, {"numberAvailable", 2}}}};
+  EXPECT_FALSE(workloadHealth(d).healthy);
+  d["status"]["numberAvailable"] = 3;
+  EXPECT_TRUE(workloadHealth(d).healthy);
+}
+
+TEST(PodReferences, FindsConfigSecretsAndServiceAccount) {
+  Json tmpl = Json::parse(R"({"spec": {
+    "serviceAccountName": "sa",
+    "imagePullSecrets": [{"name": "pull"}],
+    "volumes": [{"name": "a", "configMap": {"name": "cm1"}}, {"name": "b", "secret": {"secretName": "s1"}},
+                {"name": "c", "projected": {"sources": [{"configMap": {"name": "cm2"}}, {"secret": {"name": "s2"}}]}}],
+    "containers": [{"name": "x",
+      "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm3", "key": "k"}}},
+              {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "k"}}}],
+      "envFrom": [{"configMapRef": {"name": "cm1"}}, {"secretRef": {"name": "s4"}}]}]}})");
+  References r = podReferences(tmpl);
+  EXPECT_EQ(r.serviceAccount, "sa");
+  EXPECT_EQ(r.configMaps, (std::vector<std::string>{"cm1", "cm2", "cm3"}));
+  EXPECT_EQ(r.secrets, (std::vector<std::string>{"s1", "s2", "pull", "s3", "s4"}));
+}
+
+api::v1alpha1::PatchSpec specWith(const std::string& type, const std::string& patch) {
+  api::v1alpha1::PatchSpec s;
+  s.change.type = type;
+  s.change.patch = patch;
+  return s;
+}
+
+TEST(WorkloadChange, PreconditionIsTheResourceVersion) {
+  Json current = {{"metadata", {{"resourceVersion", "42"}}}};
+  auto merge = workloadChange(specWith("merge", "spec: {paused: true}"), current, nullptr, true);
+  ASSERT_TRUE(merge.ok());
+  EXPECT_EQ(merge->type, kube::PatchType::kMerge);
+  EXPECT_EQ(Json::parse(merge->body)["metadata"]["resourceVersion"], "42");
+  auto json = workloadChange(specWith("json", R"([{"op":"replace","path":"/spec/paused","value":true}])"),
+                             current, nullptr, true);
+  ASSERT_TRUE(json.ok());
+  Json ops = Json::parse(json->body);
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[0]["op"], "test");
+  EXPECT_EQ(ops[0]["value"], "42");
+  auto dry = workloadChange(specWith("strategic", "spec: {paused: true}"), current, nullptr, false);
+  ASSERT_TRUE(dry.ok());
+  EXPECT_FALSE(Json::parse(dry->body).contains("metadata"));
+}
+
+TEST(WorkloadChange, ImageNeedsAContainerNameWhenThereAreSeveral) {
+  api::v1alpha1::PatchSpec s;
+  s.change.image = "repo/app:2";
+  Json one = {{"spec", {{"template", {{"spec", {{"containers", {{{"name", "app"}}}}}}}}}}};
+  auto r = workloadChange(s, one, nullptr, false);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Json::parse(r->body)["spec"]["template"]["spec"]["containers"][0]["name"], "app");
+  Json two = one;
+  two["spec"]["template"]["spec"]["containers"].push_back({{"name", "sidecar"}});
+  EXPECT_FALSE(workloadChange(s, two, nullptr, false).ok());
+  s.change.image = "sidecar=repo/side:9";
+  auto named = workloadChange(s, two, nullptr, false);
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ(Json::parse(named->body)["spec"]["template"]["spec"]["containers"][0]["image"], "repo/side:9");
+}
+
+TEST(WorkloadChange, RollbackReplacesTheTemplate) {
+  api::v1alpha1::PatchSpec s;
+  s.change.rollbackTo = 1;
+  Json tmpl = {{"spec", {{"containers", {{{"name", "app"}, {"image", "old"}}}}}}};
+  auto r = workloadChange(s, {{"metadata", {{"resourceVersion", "7"}}}}, &tmpl, true);
+  ASSERT_TRUE(r.ok());
+  Json ops = Json::parse(r->body);
+  EXPECT_EQ(ops[1]["op"], "replace");
+  EXPECT_EQ(ops[1]["path"], "/spec/template");
+  EXPECT_EQ(ops[1]["value"], tmpl);
+  EXPECT_FALSE(workloadChange(s, {}, nullptr, false).ok());
+}
+
+TEST(DescribeDiff, OneLinePerChangedPath) {
+  Json before = {{"a", 1}, {"b", {{"c", "x"}}}, {"gone", true}};
+  Json after = {{"a", 2}, {"b", {{"c", "x"}, {"d", "new"}}}};
+  std::string d = describeDiff(before, after);
+  EXPECT_NE(d.find("/a: 1 -> 2"), std::string::npos) << d;
+  EXPECT_NE(d.find("/b/d: (none) -> \"new\""), std::string::npos) << d;
+  EXPECT_NE(d.find("/gone: true -> (removed)"), std::string::npos) << d;
+  EXPECT_EQ(describeDiff(before, before), "");
+}
+
+TEST(HashJson, StableAndSensitive) {
+  Json a = {{"x", 1}, {"y", {1, 2}}};
+  Json b = Json::parse(R"({"y":[1,2],"x":1})");
+  EXPECT_EQ(hashJson(a), hashJson(b));  // key order does not matter
+  b["y"][1] = 3;
+  EXPECT_NE(hashJson(a), hashJson(b));
+  EXPECT_EQ(hashJson(a).size(), 16u);
+}
+
+}  // namespace
+}  // namespace patchgate::controllers::patch

@@ -1,0 +1,165 @@
+#include "runtime/leader_election.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "fakes/fake_client.h"
+#include "fakes/fake_clock.h"
+#include "kube/errors.h"
+#include "test_util.h"
+
+namespace patchgate::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using patchgate::testing::advanceUntil;
+using patchgate::testing::eventually;
+using patchgate::testing::FakeClient;
+using patchgate::testing::FakeClock;
+using patchgate::testing::quietLogger;
+namespace res = kube::resources;
+
+LeaderElectionConfig config(const std::string& identity) {
+  return {.leaseNamespace = "patchgate-system", .leaseName = "patchgate-leader",
+          .identity = identity};
+}
+
+class LeaderElectionTest : public ::testing::Test {
+ protected:
+  Json lease() { return fake_.object(res::kLease, "patchgate-system", "patchgate-leader"); }
+  FakeClock clock_;
+  FakeClient fake_{clock_};
+};
+
+TEST_F(LeaderElectionTest, TheFirstCandidateCreatesTheLeaseAndLeads) {
+  LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
+  EXPECT_TRUE(a.tryAcquireOrRenew());
+  EXPECT_EQ(a.currentLeader(), "a");
+  Json l = lease();
+  ASSERT_FALSE(l.is_null());
+  EXPECT_EQ(l["spec"]["holderIdentity"], "a");
+  EXPECT_EQ(l["spec"]["leaseDurationSeconds"], 15);
+  EXPECT_EQ(l["spec"]["leaseTransitions"], 0);
+  EXPECT_EQ(l["spec"]["acquireTime"], formatMicroTime(clock_.now()));
+  EXPECT_EQ(l["spec"]["renewTime"], formatMicroTime(clock_.now()));
+  ASSERT_EQ(fake_.calls("create", "leases").size(), 1u);
+
+  // Renewing moves renewTime only.
+  clock_.advance(2s);
+  EXPECT_TRUE(a.tryAcquireOrRenew());
+  EXPECT_EQ(lease()["spec"]["renewTime"], formatMicroTime(clock_.now()));
+  EXPECT_EQ(lease()["spec"]["acquireTime"], formatMicroTime(clock_.now() - 2s));
+  EXPECT_EQ(lease()["spec"]["leaseTransitions"], 0);
+}
+
+TEST_F(LeaderElectionTest, ASecondCandidateWaitsUntilTheLeaseExpires) {
+  std::vector<std::string> newLeaders;
+  LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
+  LeaderElector b(fake_, config("b"),
+                  {.onNewLeader = [&](const std::string& id) { newLeaders.push_back(id); }},
+                  clock_, quietLogger());
+  ASSERT_TRUE(a.tryAcquireOrRenew());
+  EXPECT_FALSE(b.tryAcquireOrRenew());
+  EXPECT_EQ(b.currentLeader(), "a");
+  EXPECT_EQ(newLeaders, std::vector<std::string>{"a"});
+
+  // While a renews, b never gets it, however long it tries.
+  for (int i = 0; i < 10; ++i) {
+    clock_.advance(10s);
+    ASSERT_TRUE(a.tryAcquireOrRenew());
+    EXPECT_FALSE(b.tryAcquireOrRenew()) << i;
+  }
+  EXPECT_TRUE(fake_.calls("update", "leases").size() == 10u);  // only a's renewals
+
+  // a stops renewing. b judges expiry by its own clock from when it last saw
+  // the record change (its previous call).
+  clock_.advance(14s);
+  EXPECT_FALSE(b.tryAcquireOrRenew());
+  clock_.advance(1s);
+  EXPECT_TRUE(b.tryAcquireOrRenew());
+  Json l = lease();
+  EXPECT_EQ(l["spec"]["holderIdentity"], "b");
+  EXPECT_EQ(l["spec"]["leaseTransitions"], 1);
+  EXPECT_EQ(l["spec"]["acquireTime"], formatMicroTime(clock_.now()));
+  EXPECT_EQ(b.currentLeader(), "b");
+
+  // a comes back and finds b in charge.
+  EXPECT_FALSE(a.tryAcquireOrRenew());
+  EXPECT_EQ(a.currentLeader(), "b");
+  EXPECT_EQ(lease()["spec"]["holderIdentity"], "b");
+}
+
+TEST_F(LeaderElectionTest, AConflictingWriteLoses) {
+  LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
+  ASSERT_TRUE(a.tryAcquireOrRenew());
+  fake_.failNext("update", kube::apiError(409, "Conflict", "the object has been modified"));
+  EXPECT_FALSE(a.tryAcquireOrRenew());
+  fake_.failNext("create", kube::apiError(409, "AlreadyExists", "exists"));
+  LeaderElector c(fake_, {.leaseNamespace = "patchgate-system", .leaseName = "other",
+                          .identity = "c"},
+                  {}, clock_, quietLogger());
+  EXPECT_FALSE(c.tryAcquireOrRenew());
+}
+
+TEST_F(LeaderElectionTest, RunLeadsThenReleasesOnStop) {
+  std::atomic<bool> started = false, stopped = false;
+  LeaderElector a(fake_, config("a"),
+                  {.onStartedLeading = [&] { started = true; },
+                   .onStoppedLeading = [&] { stopped = true; }},
+                  clock_, quietLogger());
+  std::jthread t([&](std::stop_token st) { a.run(st); });
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  EXPECT_TRUE(a.isLeader());
+  // It renews every retryPeriod.
+  ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return fake_.calls("update", "leases").size() >= 2; }));
+  t.request_stop();
+  t.join();
+  EXPECT_FALSE(a.isLeader());
+  EXPECT_FALSE(stopped);  // a clean release is not a loss
+  Json l = lease();
+  EXPECT_EQ(l["spec"]["holderIdentity"], "");
+  EXPECT_EQ(l["spec"]["leaseDurationSeconds"], 1);
+
+  // The next candidate takes over at once.
+  LeaderElector b(fake_, config("b"), {}, clock_, quietLogger());
+  EXPECT_TRUE(b.tryAcquireOrRenew());
+  EXPECT_EQ(lease()["spec"]["leaseTransitions"], 1);
+}
+
+TEST_F(LeaderElectionTest, RunGivesUpAfterTheRenewDeadline) {
+  std::atomic<bool> started = false, stopped = false;
+  LeaderElector a(fake_, config("a"),
+                  {.onStartedLeading = [&] { started = true; },
+                   .onStoppedLeading = [&] { stopped = true; }},
+                  clock_, quietLogger());
+  std::jthread t([&](std::stop_token st) { a.run(st); });
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  for (int i = 0; i < 100; ++i)
+    fake_.failNext("get", kube::apiError(503, "", "apiserver down"), "leases");
+  auto lostAt = clock_.now();
+  ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return stopped.load(); }));
+  EXPECT_GE(clock_.now() - lostAt, 10s);  // renewDeadline
+  t.join();  // run() returns by itself
+  EXPECT_FALSE(a.isLeader());
+  // Not released: it could not reach the server anyway.
+  EXPECT_EQ(lease()["spec"]["holderIdentity"], "a");
+}
+
+TEST_F(LeaderElectionTest, RunWaitsWhileAnotherHolds) {
+  LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
+  ASSERT_TRUE(a.tryAcquireOrRenew());
+  std::atomic<bool> started = false;
+  LeaderElector b(fake_, config("b"), {.onStartedLeading = [&] { started = true; }}, clock_,
+                  quietLogger());
+  std::jthread t([&](std::stop_token st) { b.run(st); });
+  ASSERT_TRUE(fake_.waitForCalls([](const auto& c) { return c.size() >= 3; }));
+  EXPECT_FALSE(started);
+  // a is gone; b takes over once the lease has expired.
+  ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return started.load(); }));
+  EXPECT_EQ(lease()["spec"]["holderIdentity"], "b");
+  t.request_stop();
+}
+
+}  // namespace
+}  // namespace patchgate::runtime
