@@ -155,7 +155,6 @@ int main(int argc, char** argv) {
       if (who != identity) log.info("new leader observed", {{"leader", who}});
     };
     elector = std::make_unique<runtime::LeaderElector>(client, le, cb, clock, log.withName("leaderelection"));
-    manager.addHealthzCheck("leaderElection", [] { return std::string(); });
   }
 
   manager.start();

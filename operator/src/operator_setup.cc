@@ -20,6 +20,7 @@ struct PatchControllerBundle {
   std::shared_ptr<runtime::Informer> approvals;
   std::unique_ptr<runtime::EventRecorderImpl> recorder;
   std::unique_ptr<metrics::PatchMetricsImpl> patchMetrics;
+  std::shared_ptr<metrics::PatchStoreCollector> storeMetrics;
   std::unique_ptr<controllers::patch::PatchReconciler> reconciler;
   std::shared_ptr<runtime::Controller> controller;
 };
@@ -53,6 +54,8 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
   b->recorder = std::make_unique<runtime::EventRecorderImpl>(client, clock, "patchgate.dev/patch-controller",
                                                              options.identity, log.withName("events"));
   b->patchMetrics = std::make_unique<metrics::PatchMetricsImpl>(*metrics.registry());
+  b->storeMetrics = std::make_shared<metrics::PatchStoreCollector>(b->informer->store());
+  metrics.addCollectable(b->storeMetrics);
   b->reconciler = std::make_unique<controllers::patch::PatchReconciler>(
       client, b->informer->store(), *b->recorder, clock, b->patchMetrics.get());
   runtime::ControllerOptions co{"patch", options.workers};

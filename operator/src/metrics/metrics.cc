@@ -120,6 +120,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                       .Help("Request latency in seconds. Broken down by verb.").Register(r);
 }
 
+void Metrics::addCollectable(std::shared_ptr<prometheus::Collectable> c) { extra_.push_back(std::move(c)); }
+
 runtime::ControllerMetrics* Metrics::controller(const std::string& name) {
   std::lock_guard lock(mu_);
   auto& slot = controllers_[name];

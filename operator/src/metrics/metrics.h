@@ -1,5 +1,6 @@
 #pragma once
 
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -24,6 +25,9 @@ class Metrics {
  public:
   Metrics();
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  // More collectables served with the registry (e.g. gauges read from a cache).
+  void addCollectable(std::shared_ptr<prometheus::Collectable> c);
+  const std::vector<std::shared_ptr<prometheus::Collectable>>& collectables() const { return extra_; }
 
   // Per-controller / per-queue adapters (owned here, stable addresses).
   runtime::ControllerMetrics* controller(const std::string& name);
@@ -53,6 +57,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* restRequests_;
   prometheus::Family<prometheus::Histogram>* restLatency_;
 
+  std::vector<std::shared_ptr<prometheus::Collectable>> extra_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<runtime::ControllerMetrics>> controllers_;
   std::map<std::string, std::unique_ptr<runtime::QueueMetrics>> queues_;

@@ -16,6 +16,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::create(const std::
     return absl::UnavailableError(absl::StrCat("metrics server on ", bind, ": ", e.what()));
   }
   s->exposer_->RegisterCollectable(metrics.registry());
+  for (const auto& c : metrics.collectables()) s->exposer_->RegisterCollectable(c);
   return s;
 }
 

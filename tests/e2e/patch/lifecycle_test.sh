@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Patch lifecycle stories on the real-node cluster: each is what a user would
 # do and see. Usage: lifecycle_test.sh STORY OPERATOR_BINARY
-#   good | failing-test | rollback | config-rollback | drift | queue | approval | restart
+#   good | failing-test | rollback | config-rollback | drift | queue | approval | restart | metrics
 # KUBECONFIG: $PATCHGATE_TEST_KUBECONFIG or the e2e fixture cluster's.
 STORY=${1:?usage: $0 STORY OPERATOR_BINARY}
 OPERATOR=${2:?usage: $0 STORY OPERATOR_BINARY}
@@ -209,6 +209,78 @@ story_restart() {
   say "THEN it resumed: one environment, one rollback point, one promotion"
 }
 
+# metric NAME [label=value ...] : the value of one series on the operator's /metrics
+metric() {
+  local port; port=$(grep -m1 '"serving metrics"' "$WORK/operator.log" | sed 's/.*"port":\([0-9]*\).*/\1/')
+  curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics.txt" || fail "cannot scrape /metrics on port $port"
+  python3 - "$WORK/metrics.txt" "$@" <<'PY'
+import re, sys
+path, name, *want = sys.argv[1:]
+want = dict(w.split("=", 1) for w in want)
+for line in open(path):
+    m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line.strip())
+    if not m or m.group(1) != name:
+        continue
+    labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
+    if all(labels.get(k) == v for k, v in want.items()):
+        print(float(m.group(4)))
+        sys.exit(0)
+print("missing")
+PY
+}
+# expect_metric VALUE NAME [label=value ...]    (VALUE ">0" means positive)
+expect_metric() {
+  local want=$1; shift
+  local got; got=$(metric "$@")
+  if [[ $want == ">0" ]]; then
+    [[ $got != missing ]] && awk -v g="$got" 'BEGIN { exit !(g > 0) }' || fail "metric $* = $got, want > 0"
+  else
+    [[ $got != missing ]] && awk -v g="$got" -v w="$want" 'BEGIN { exit !(g == w) }' || fail "metric $* = $got, want $want"
+  fi
+  say "  $* = $got"
+}
+
+story_metrics() {
+  setup_app metrics
+  start_operator
+  say "GIVEN one operator that takes three Patches: one good, one with a failing test, one that breaks production"
+  patch_yaml good v2 "$(smoke_test v2)" | k apply -f - >/dev/null
+  wait_phase good 240 Succeeded Failed RolledBack
+  patch_yaml failing v2b "$(smoke_test v3)" | k apply -f - >/dev/null
+  wait_phase failing 240 Failed Succeeded RolledBack
+  patch_yaml crash v4 "$(smoke_test v4)" | sed "s|env: \[{name: VERSION, value: \"v4\"}\]}\]}}}|env: [{name: VERSION, value: \"v4\"}, {name: PROD_NS, value: $NS}, {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}], command: [/bin/sh, -c, 'if [ \"\$POD_NS\" = \"\$PROD_NS\" ]; then exit 1; fi; exec /app/start']}]}}}|; s/timeoutSeconds: 60}/timeoutSeconds: 25}/" | k apply -f - >/dev/null
+  wait_phase crash 300 RolledBack Succeeded Failed
+  say "THEN /metrics tells the same story:"
+  expect_metric 1 patchgate_promotions_total
+  expect_metric 1 patchgate_changes_total outcome=succeeded
+  expect_metric 1 patchgate_changes_total outcome=failed
+  expect_metric 1 patchgate_changes_total outcome=rolled_back
+  expect_metric 1 patchgate_rollbacks_total reason=VerificationTimeout
+  expect_metric 0 patchgate_rollbacks_total reason=ProgressDeadlineExceeded
+  expect_metric 1 patchgate_patches phase=Succeeded
+  expect_metric 1 patchgate_patches phase=Failed
+  expect_metric 1 patchgate_patches phase=RolledBack
+  expect_metric 0 patchgate_patches phase=Testing
+  expect_metric 2 patchgate_tests_total test=smoke result=Passed
+  expect_metric 1 patchgate_tests_total test=smoke result=Failed
+  expect_metric 1 patchgate_lead_time_seconds_count
+  expect_metric 1 patchgate_time_to_restore_seconds_count
+  expect_metric 3 patchgate_environments_created_total
+  expect_metric 3 patchgate_patch_transitions_total phase=Provisioning
+  expect_metric 0 patchgate_drift_detected_total
+  expect_metric 1 leader_election_master_status
+  expect_metric ">0" controller_runtime_reconcile_total controller=patch result=success
+  expect_metric 0 controller_runtime_terminal_reconcile_errors_total controller=patch
+  expect_metric 2 controller_runtime_max_concurrent_reconciles controller=patch
+  expect_metric ">0" workqueue_adds_total name=patch
+  expect_metric ">0" workqueue_queue_duration_seconds_count name=patch
+  expect_metric ">0" rest_client_requests_total method=PATCH code=200
+  local hz; hz=$(grep -m1 '"serving health probes"' "$WORK/operator.log" | sed 's/.*"port":\([0-9]*\).*/\1/')
+  [[ $(curl -s "http://127.0.0.1:$hz/readyz") == ok ]] || fail "/readyz is not ok"
+  [[ $(curl -s "http://127.0.0.1:$hz/healthz") == ok ]] || fail "/healthz is not ok"
+  say "AND /healthz and /readyz answer ok"
+}
+
 case $STORY in
   good) story_good ;;
   failing-test) story_failing_test ;;
@@ -218,6 +290,7 @@ case $STORY in
   queue) story_queue ;;
   approval) story_approval ;;
   restart) story_restart ;;
+  metrics) story_metrics ;;
   *) echo "unknown story $STORY" >&2; exit 2 ;;
 esac
 say "PASS: $STORY"

@@ -67,11 +67,12 @@ void PatchReconciler::transition(Pass& p, const std::string& phase, const std::s
   p.status["phase"] = phase;
   Json& history = p.status["history"];
   if (!history.is_array()) history = Json::array();
+  double inFrom = history.empty() ? 0 : secondsSince(history.back().value("at", ""), p.now);
   history.push_back({{"at", timeString(p.now)}, {"phase", phase}, {"reason", reason},
                      {"actor", "patchgate"}, {"message", message}});
   while (history.size() > static_cast<size_t>(options_.historyLimit)) history.erase(history.begin());
   recorder_.event(p.patch, type, reason, phase, message);
-  metrics_->transition(from, phase);
+  metrics_->transition(from, phase, inFrom);
   p.ctx.log.info("patch phase changed", {{"from", from}, {"to", phase}, {"reason", reason},
                                          {"message", message}});
 }

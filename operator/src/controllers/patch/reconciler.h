@@ -18,8 +18,11 @@ namespace patchgate::controllers::patch {
 class PatchMetrics {
  public:
   virtual ~PatchMetrics() = default;
-  virtual void transition(const std::string& /*from*/, const std::string& /*to*/) {}
-  virtual void testFinished(const std::string& /*result*/, double /*seconds*/) {}
+  // `secondsInFrom`: how long the Patch spent in `from` (0 if unknown).
+  virtual void transition(const std::string& /*from*/, const std::string& /*to*/,
+                          double /*secondsInFrom*/) {}
+  virtual void testFinished(const std::string& /*test*/, const std::string& /*result*/,
+                            double /*seconds*/) {}
   virtual void promoted(double /*leadTimeSeconds*/) {}
   virtual void rolledBack(const std::string& /*reason*/, double /*restoreSeconds*/) {}
   virtual void driftDetected() {}

@@ -132,7 +132,7 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
     if (!complete.is_null()) {
       r["result"] = "Passed";
       r["message"] = message.empty() ? "completed" : message;
-      metrics_->testFinished("Passed", secs);
+      metrics_->testFinished(t.name, "Passed", secs);
       recorder_.event(p.patch, runtime::EventType::kNormal, reason::kTestPassed, "Test",
                       absl::StrCat("test ", t.name, " passed (attempt ", attempt, ")"));
       ++passed;
@@ -142,7 +142,7 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
                           ? absl::StrCat("timed out after ", t.timeoutSeconds, "s")
                           : (message.empty() ? failed.value("message", "failed") : message);
     r["message"] = why;
-    metrics_->testFinished("Failed", secs);
+    metrics_->testFinished(t.name, "Failed", secs);
     if (attempt <= t.retries) {
       r["attempts"] = attempt + 1;
       r["result"] = "Pending";
