@@ -536,6 +536,13 @@ absl::Status FakeClient::watch(const kube::ResourceType& rt, const std::string& 
   if (auto s = recordLocked(std::move(call)); !s.ok()) return s;
   auto labels = matchesLabelSelector(o.labelSelector, Json());
   if (!labels.ok()) return labels.status();
+  if (!watchErrorEvents_.empty()) {
+    kube::WatchEvent ev{kube::WatchEventType::kError, std::move(watchErrorEvents_.front())};
+    watchErrorEvents_.pop_front();
+    lock.unlock();
+    onEvent(ev);
+    return absl::OkStatus();
+  }
 
   // Interrupts from here on end this watch, including during the replay below.
   const uint64_t epoch = interruptEpoch_;
@@ -688,6 +695,11 @@ void FakeClient::failNext(const std::string& verb, absl::Status status,
                           const std::string& resource) {
   std::lock_guard lock(mu_);
   failures_.push_back(Failure{verb, resource, std::move(status)});
+}
+
+void FakeClient::failNextWatchWithEvent(Json status) {
+  std::lock_guard lock(mu_);
+  watchErrorEvents_.push_back(std::move(status));
 }
 
 void FakeClient::expireWatchesBefore(int64_t rv) {

@@ -118,6 +118,10 @@ class FakeClient final : public kube::Client {
   // that many calls, in order.
   void failNext(const std::string& verb, absl::Status status, const std::string& resource = {});
   void failNextWatch(absl::Status status) { failNext("watch", std::move(status)); }
+  // The next watch answers 200 and sends one ERROR event carrying `status` (a
+  // metav1.Status), then ends, as the API server does for errors it meets
+  // after the stream started.
+  void failNextWatchWithEvent(Json status);
   // Compaction: watches starting from a resourceVersion older than `rv` get
   // an ERROR event with a 410 Expired metav1.Status (the server's "too old
   // resource version"), as do open watches still positioned before it. `rv`
@@ -185,6 +189,7 @@ class FakeClient final : public kube::Client {
     absl::Status status;
   };
   std::deque<Failure> failures_;
+  std::deque<Json> watchErrorEvents_;
   int64_t rv_ = 0;
   int64_t uidCounter_ = 0;
   int64_t nameCounter_ = 0;

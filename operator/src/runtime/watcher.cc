@@ -67,6 +67,7 @@ void Watcher::run(std::stop_token stop, const std::function<void(WatcherEvent)>&
     wo.timeoutSeconds = config_.watchTimeoutSeconds;
     wo.allowBookmarks = true;
     bool gone = false;
+    absl::Status errorEvent;  // a non-410 ERROR event: retried with backoff, as client-go
     auto status = client_.watch(
         rt, config_.ns, wo,
         [&](const kube::WatchEvent& ev) {
@@ -76,6 +77,7 @@ void Watcher::run(std::stop_token stop, const std::function<void(WatcherEvent)>&
               gone = true;
             } else {
               log_.warn("watch error event", {{"status", ev.object}});
+              errorEvent = kube::errorFromResponse(code, ev.object.dump());
             }
             return false;
           }
@@ -97,6 +99,7 @@ void Watcher::run(std::stop_token stop, const std::function<void(WatcherEvent)>&
         },
         stop);
     if (stop.stop_requested()) break;
+    if (status.ok()) status = errorEvent;
     if (gone || kube::isGone(status)) {
       log_.info("resourceVersion expired (410 Gone); relisting", {{"resourceVersion", resourceVersion_}});
       needList = true;

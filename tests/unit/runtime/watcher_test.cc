@@ -173,6 +173,30 @@ TEST_F(WatcherTest, WaitsForTheBackoffBeforeRewatching) {
   t.join();
 }
 
+TEST_F(WatcherTest, AnErrorEventOtherThanGoneIsRetriedWithBackoff) {
+  fake_.seed(res::kPod, pod("a"));  // rv 1
+  fake_.failNextWatchWithEvent({{"apiVersion", "v1"},
+                                {"kind", "Status"},
+                                {"status", "Failure"},
+                                {"reason", "InternalError"},
+                                {"message", "etcdserver: leader changed"},
+                                {"code", 500}});
+  Watcher w(fake_, {.resource = res::kPod, .ns = "ns"}, clock_, random_, quietLogger());
+  Sink sink;
+  std::jthread t([&](std::stop_token st) { w.run(st, std::ref(sink)); });
+  ASSERT_TRUE(fake_.waitForCalls([](const auto& c) { return c.size() >= 2; }));  // list, watch
+  // Not an immediate re-watch (a server sending errors must not be hammered)...
+  patchgate::testing::briefly();
+  EXPECT_EQ(fake_.calls("watch").size(), 1u);
+  EXPECT_FALSE(w.healthy());
+  // ...but a resume from the same resourceVersion after the backoff, no relist.
+  ASSERT_TRUE(advanceUntil(clock_, 100ms, [&] { return fake_.calls("watch").size() >= 2; }));
+  t.request_stop();
+  t.join();
+  EXPECT_EQ(fake_.calls("watch")[1].resourceVersion, "1");
+  EXPECT_EQ(fake_.calls("list").size(), 1u);
+}
+
 TEST_F(WatcherTest, ABookmarkMovesTheResourceVersion) {
   fake_.seed(res::kPod, pod("a"));  // rv 1
   Watcher w(fake_, {.resource = res::kPod, .ns = "ns"}, clock_, random_, quietLogger());
@@ -188,6 +212,19 @@ TEST_F(WatcherTest, ABookmarkMovesTheResourceVersion) {
   EXPECT_EQ(fake_.calls("watch")[1].resourceVersion, std::to_string(bookmark));
   EXPECT_EQ(sink.seen().size(), 3u);  // bookmarks are not reported
   EXPECT_EQ(fake_.calls("list").size(), 1u);
+}
+
+TEST_F(WatcherTest, RelistsOnAGoneErrorEvent) {
+  fake_.seed(res::kPod, pod("a"));
+  fake_.failNextWatchWithEvent(
+      {{"kind", "Status"}, {"reason", "Expired"}, {"message", "too old"}, {"code", 410}});
+  Watcher w(fake_, {.resource = res::kPod, .ns = "ns"}, clock_, random_, quietLogger());
+  Sink sink;
+  std::jthread t([&](std::stop_token st) { w.run(st, std::ref(sink)); });
+  ASSERT_TRUE(sink.waitFor(6));  // relisted at once, no backoff
+  t.request_stop();
+  t.join();
+  EXPECT_EQ(fake_.calls("list").size(), 2u);
 }
 
 TEST_F(WatcherTest, RelistsWhenTheWatchReturnsGone) {
