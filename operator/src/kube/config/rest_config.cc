@@ -29,7 +29,10 @@ absl::StatusOr<std::string> readFile(const std::string& path) {
 absl::StatusOr<std::string> FileTokenSource::token() {
   std::lock_guard lock(mu_);
   struct stat st{};
-  int64_t mtime = ::stat(path_.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : -2;
+  // Nanoseconds: a token rotated twice within a second is still noticed.
+  int64_t mtime = ::stat(path_.c_str(), &st) == 0
+                      ? static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec
+                      : -2;
   auto now = std::chrono::steady_clock::now();
   if (cached_.empty() || mtime != mtime_ || now - readAt_ > std::chrono::minutes(1)) {
     auto text = readFile(path_);
