@@ -329,5 +329,44 @@ TEST_F(PatchReconcilerTest, DeletionRemovesTheEnvironmentThenTheFinalizer) {
   EXPECT_TRUE(client_.object(res::kPatch, "shop", "fix").is_null()) << "finalizer not removed";
 }
 
+TEST_F(PatchReconcilerTest, StatefulSetTargetKeepsItsHeadlessServiceAndUsesItsHealthRule) {
+  client_.seed(res::kStatefulSet, Json::parse(R"({"apiVersion":"apps/v1","kind":"StatefulSet",
+      "metadata":{"name":"db","namespace":"shop"},
+      "spec":{"replicas":3,"serviceName":"db","selector":{"matchLabels":{"app":"db"}},
+        "template":{"metadata":{"labels":{"app":"db"}},"spec":{"containers":[{"name":"db","image":"db:1"}]}}}})"));
+  client_.seed(res::kService, Json::parse(R"({"apiVersion":"v1","kind":"Service",
+      "metadata":{"name":"db","namespace":"shop"},"spec":{"clusterIP":"None","selector":{"app":"db"}}})"));
+  Json p = Json::parse(R"({"apiVersion":"patchgate.dev/v1alpha1","kind":"Patch",
+      "metadata":{"name":"db-fix","namespace":"shop"},
+      "spec":{"target":{"kind":"StatefulSet","name":"db"},"change":{"image":"db:2"},
+        "ticket":"INC-9","rootCause":"slow queries","tests":[{"name":"smoke","image":"t:1"}]}})");
+  store_.upsert(client_.seed(res::kPatch, p));
+  auto markSts = [&](const std::string& ns, bool rolled) {
+    Json s = client_.object(res::kStatefulSet, ns, "db");
+    int64_t n = jsonInt(s, "/spec/replicas", 1);
+    s["status"] = {{"observedGeneration", jsonInt(s, "/metadata/generation", 1)}, {"replicas", n},
+                   {"updatedReplicas", n}, {"readyReplicas", n}, {"currentRevision", rolled ? "r2" : "r1"},
+                   {"updateRevision", "r2"}};
+    client_.seed(res::kStatefulSet, s);
+  };
+  reconcileUntil("db-fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("db-fix").ok());
+  std::string env = envNamespace("db-fix");
+  EXPECT_EQ(client_.object(res::kService, env, "db")["spec"]["clusterIP"], "None");
+  EXPECT_EQ(client_.object(res::kStatefulSet, env, "db")["spec"]["replicas"], 1);
+  markSts(env, true);
+  reconcileUntil("db-fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("db-fix").ok());
+  completeJobs(env);
+  reconcileUntil("db-fix", api::v1alpha1::phase::kVerifying);
+  EXPECT_EQ(client_.object(res::kStatefulSet, "shop", "db")["spec"]["template"]["spec"]["containers"][0]["image"],
+            "db:2");
+  markSts("shop", false);  // pods updated but the revision has not settled yet
+  ASSERT_TRUE(reconcile("db-fix").ok());
+  EXPECT_EQ(phase("db-fix"), api::v1alpha1::phase::kVerifying);
+  markSts("shop", true);
+  reconcileUntil("db-fix", api::v1alpha1::phase::kSucceeded);
+}
+
 }  // namespace
 }  // namespace patchgate::controllers::patch

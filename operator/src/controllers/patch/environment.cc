@@ -48,9 +48,11 @@ Json copyObject(const Json& src, const std::string& envNs, const Json& owned) {
       if (src.contains(f)) out[f] = src[f];
   } else if (kind == "Service") {
     Json spec = src.value("spec", Json::object());
+    bool headless = spec.value("clusterIP", "") == "None";  // StatefulSets' governing Services
     for (const char* f : {"clusterIP", "clusterIPs", "healthCheckNodePort", "loadBalancerIP",
                           "externalIPs", "ipFamilies", "ipFamilyPolicy"})
       spec.erase(f);
+    if (headless) spec["clusterIP"] = "None";
     if (spec.value("type", "") != "ExternalName") spec["type"] = "ClusterIP";
     for (auto& port : spec["ports"]) port.erase("nodePort");
     out["spec"] = spec;
