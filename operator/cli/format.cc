@@ -28,15 +28,15 @@ std::string orDash(std::string s) { return s.empty() ? "-" : s; }
 std::string orNone(std::string s) { return s.empty() ? "<none>" : s; }
 
 // "2024-05-01T10:00:00Z (5m ago)"
-std::string when(std::string_view ts, TimePoint now) {
+std::string when(const std::string& ts, TimePoint now) {
   if (ts.empty()) return "-";
   return absl::StrCat(ts, " (", age(ts, now), " ago)");
 }
 
 // Indents every non-empty line of `text` by `n` spaces; keeps a trailing newline.
-std::string indent(std::string_view text, int n) {
+std::string indent(const std::string& text, int n) {
   std::string pad(n, ' '), out;
-  std::vector<std::string_view> lines = absl::StrSplit(text, '\n');
+  std::vector<std::string> lines = absl::StrSplit(text, '\n');
   bool trailing = !lines.empty() && lines.back().empty();
   if (trailing) lines.pop_back();
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -52,7 +52,7 @@ std::string trimRight(std::string s) {
 }
 
 // First line, cut to `max` characters: for table cells.
-std::string oneLine(std::string_view s, size_t max = 80) {
+std::string oneLine(const std::string& s, size_t max = 80) {
   std::string out(s.substr(0, s.find('\n')));
   if (out.size() > max) out = out.substr(0, max - 3) + "...";
   return out;
@@ -64,7 +64,7 @@ const Json& arrayAt(const Json& obj, const char* pointer) {
   return v.is_array() ? v : kEmpty;
 }
 
-const Json* findCondition(const Json& patch, std::string_view type) {
+const Json* findCondition(const Json& patch, const std::string& type) {
   for (const auto& c : arrayAt(patch, "/status/conditions"))
     if (c.value("type", "") == type) return &c;
   return nullptr;
@@ -162,7 +162,7 @@ std::string humanDuration(std::chrono::seconds d) {
   return absl::StrCat(days / 365, "y");
 }
 
-std::string age(std::string_view timestamp, TimePoint now) {
+std::string age(const std::string& timestamp, TimePoint now) {
   auto t = parseTime(timestamp);
   if (!t.ok()) return "<unknown>";
   return humanDuration(std::chrono::duration_cast<std::chrono::seconds>(now - *t));
@@ -176,7 +176,7 @@ std::string shortSeconds(int64_t s) {
   return m ? absl::StrCat(s / 3600, "h", m, "m") : absl::StrCat(s / 3600, "h");
 }
 
-std::string elapsed(std::string_view from, std::string_view to) {
+std::string elapsed(const std::string& from, const std::string& to) {
   auto a = parseTime(from), b = parseTime(to);
   if (from.empty() || to.empty() || !a.ok() || !b.ok()) return "";
   return shortSeconds(std::chrono::duration_cast<std::chrono::seconds>(*b - *a).count());
@@ -279,7 +279,7 @@ std::string historyTable(const Json& revisions, const Json& patches, TimePoint n
       result = it == outcome.end() ? (patches.is_null() ? "" : "<deleted>") : it->second;
     }
     rows.push_back({std::to_string(r->value("revision", int64_t{0})), str(*r, "/metadata/name"),
-                    recorded.empty() ? "-" : absl::StrCat(recorded, " (", age(recorded, now), ")"),
+                    recorded.empty() ? "-" : absl::StrCat(recorded, " (", age(recorded, now), " ago)"),
                     orDash(patch), orDash(annotation("patchgate.dev/ticket")), orDash(result),
                     orDash(oneLine(annotation("patchgate.dev/root-cause"), 60))});
   }
@@ -290,7 +290,7 @@ std::string historyTable(const Json& revisions, const Json& patches, TimePoint n
 
 std::string describePatch(const Json& p, TimePoint now) {
   std::ostringstream o;
-  auto field = [&](std::string_view label, std::string_view value) {
+  auto field = [&](const std::string& label, const std::string& value) {
     std::string l = absl::StrCat(label, ":");
     o << l << std::string(l.size() < 14 ? 14 - l.size() : 1, ' ') << value << "\n";
   };
@@ -424,7 +424,7 @@ std::string describePatch(const Json& p, TimePoint now) {
 
 // ---- report -----------------------------------------------------------------
 
-std::string markdownCell(std::string_view text) {
+std::string markdownCell(const std::string& text) {
   std::string out;
   for (char c : text) {
     if (c == '|') out += "\\|";
@@ -436,7 +436,7 @@ std::string markdownCell(std::string_view text) {
 
 namespace {
 // A fenced block whose fence is longer than any backtick run inside.
-std::string fenced(std::string_view body, std::string_view lang) {
+std::string fenced(const std::string& body, const std::string& lang) {
   size_t run = 0, longest = 0;
   for (char c : body) {
     run = c == '`' ? run + 1 : 0;
@@ -458,7 +458,7 @@ std::string reportMarkdown(const Json& p, const Json& revision, TimePoint now) {
 
   o << "# " << (ticket.empty() ? "(no ticket)" : ticket) << ": " << name << "\n\n";
   o << "| | |\n|---|---|\n";
-  auto row = [&](std::string_view k, std::string_view v) {
+  auto row = [&](const std::string& k, const std::string& v) {
     o << "| " << k << " | " << markdownCell(v) << " |\n";
   };
   row("Ticket", ticket);
@@ -502,7 +502,7 @@ std::string reportMarkdown(const Json& p, const Json& revision, TimePoint now) {
   o << "\n## Diff\n\nWhat the change does to production, from the API server's dry run:\n\n";
   std::string diff = str(p, "/status/diff");
   o << (diff.empty() ? std::string("_not computed (the patch did not pass validation)_\n")
-                     : fenced(diff, "diff"));
+                     : fenced(diff, "text"));
 
   o << "\n## Test environment\n\n";
   const Json& env = jsonAt(p, "/status/environment");
@@ -626,7 +626,7 @@ std::string reportMarkdown(const Json& p, const Json& revision, TimePoint now) {
 
 std::vector<std::string> ProgressPrinter::update(const Json& patch) {
   std::vector<std::string> lines;
-  auto line = [](std::string_view at, std::string_view phase, std::string_view message) {
+  auto line = [](const std::string& at, const std::string& phase, const std::string& message) {
     std::string time = at.size() >= 19 ? std::string(at.substr(11, 8)) : std::string(8, ' ');
     std::string ph(phase);
     if (ph.size() < 17) ph.resize(17, ' ');

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "common/json.h"
@@ -18,9 +17,9 @@ using TimePoint = std::chrono::system_clock::time_point;
 // kubectl's age: "45s", "5m", "3h", "2d", "1y" (and "<unknown>" for a bad
 // timestamp). As apimachinery's duration.HumanDuration, shortened.
 std::string humanDuration(std::chrono::seconds d);
-std::string age(std::string_view timestamp, TimePoint now);
+std::string age(const std::string& timestamp, TimePoint now);
 // "1m12s"-style elapsed time between two RFC 3339 timestamps; "" if either is missing.
-std::string elapsed(std::string_view from, std::string_view to);
+std::string elapsed(const std::string& from, const std::string& to);
 // "45s", "1m12s", "1h2m" for a number of seconds.
 std::string shortSeconds(int64_t seconds);
 
@@ -50,7 +49,7 @@ std::string describePatch(const Json& patch, TimePoint now);
 std::string reportMarkdown(const Json& patch, const Json& revision, TimePoint now);
 
 // Escapes a value for a Markdown table cell (pipes, newlines).
-std::string markdownCell(std::string_view text);
+std::string markdownCell(const std::string& text);
 
 // Watching one Patch: remembers what was already shown and turns each new
 // version of the object into the lines to print (new history entries, then
