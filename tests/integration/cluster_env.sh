@@ -4,7 +4,8 @@
 #   cluster_env.sh up MODE NAME [NODES]   start (or reuse) a cluster; prints its kubeconfig path
 #   cluster_env.sh kubeconfig NAME        prints the kubeconfig path of that cluster
 #   cluster_env.sh run NAME -- CMD...     runs CMD with KUBECONFIG set to it
-#   cluster_env.sh down NAME              tears down the cluster, only if `up` started it
+#   cluster_env.sh down NAME [--check-clean]  tears down the cluster, only if `up` started it
+#                                         (and then checks that nothing of it is left)
 #
 # MODE is kwok or real (real needs root); NODES (kwok only) defaults to 10.
 # If PATCHGATE_TEST_KUBECONFIG is set, that cluster is used as is: nothing is
@@ -27,7 +28,7 @@ source "$REPO/hack/versions.sh"
 CLUSTER=$REPO/hack/cluster
 
 say() { echo "[cluster_env] $*" >&2; }
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 marker() { echo "$PATCHGATE_CACHE/clusters/$1/.started-by-cluster_env"; }
 
@@ -74,8 +75,8 @@ cmd_up() { # mode name [nodes]
   echo "$kubeconfig"
 }
 
-cmd_down() { # name
-  local name=${1:-}
+cmd_down() { # name [--check-clean]
+  local name=${1:-} check=${2:-}
   [[ -n $name ]] || usage
   if external; then
     say "PATCHGATE_TEST_KUBECONFIG is set: the cluster is not ours to tear down"
@@ -86,6 +87,10 @@ cmd_down() { # name
     return 0
   fi
   "$CLUSTER" down --name "$name" >&2
+  # Only a cluster we tore down can be checked for leftovers.
+  if [[ $check == --check-clean ]]; then
+    "$REPO/tests/e2e/cluster/check_down_clean.sh" "$name"
+  fi
 }
 
 cmd_run() { # name -- cmd...
