@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stop_token>
 
 namespace patchgate {
 
@@ -36,5 +37,22 @@ class RealClock final : public Clock {
     cv.wait_for(lock, remaining);
   }
 };
+
+// Waits `d` on `clock`, returning early (false) when `stop` is requested.
+// Returns true when the full time passed.
+inline bool sleepFor(Clock& clock, std::stop_token stop, Clock::Duration d) {
+  std::mutex mu;
+  std::condition_variable_any cv;
+  // The callback must exist before the lock is taken: if stop was already
+  // requested it runs at once, on this thread.
+  std::stop_callback wake(stop, [&] {
+    std::lock_guard l(mu);
+    cv.notify_all();
+  });
+  std::unique_lock lock(mu);
+  auto deadline = clock.now() + d;
+  while (!stop.stop_requested() && clock.now() < deadline) clock.waitUntil(cv, lock, deadline);
+  return !stop.stop_requested();
+}
 
 }  // namespace patchgate

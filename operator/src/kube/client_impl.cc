@@ -125,30 +125,28 @@ absl::StatusOr<Json> ClientImpl::create(const ResourceType& rt, const std::strin
   return call("POST", std::move(r));
 }
 
-absl::StatusOr<Json> ClientImpl::update(const ResourceType& rt, const std::string& ns,
-                                        const Json& obj, const WriteOptions& o) {
+absl::StatusOr<Json> ClientImpl::put(const ResourceType& rt, const std::string& ns,
+                                     const Json& obj, const std::string& subresource,
+                                     const WriteOptions& o) {
   HttpRequest r;
   r.method = "PUT";
   Query q;
   if (o.dryRun) q.add("dryRun", "All");
   q.add("fieldManager", o.fieldManager.empty() ? fieldManager_ : o.fieldManager);
-  r.pathAndQuery = q.apply(rt.path(ns, jsonString(obj, "/metadata/name")));
+  r.pathAndQuery = q.apply(rt.path(ns, jsonString(obj, "/metadata/name"), subresource));
   r.body = obj.dump();
   r.contentType = "application/json";
   return call("PUT", std::move(r));
 }
 
+absl::StatusOr<Json> ClientImpl::update(const ResourceType& rt, const std::string& ns,
+                                        const Json& obj, const WriteOptions& o) {
+  return put(rt, ns, obj, "", o);
+}
+
 absl::StatusOr<Json> ClientImpl::updateStatus(const ResourceType& rt, const std::string& ns,
                                               const Json& obj, const WriteOptions& o) {
-  HttpRequest r;
-  r.method = "PUT";
-  Query q;
-  if (o.dryRun) q.add("dryRun", "All");
-  q.add("fieldManager", o.fieldManager.empty() ? fieldManager_ : o.fieldManager);
-  r.pathAndQuery = q.apply(rt.path(ns, jsonString(obj, "/metadata/name"), "status"));
-  r.body = obj.dump();
-  r.contentType = "application/json";
-  return call("PUT", std::move(r));
+  return put(rt, ns, obj, "status", o);
 }
 
 absl::StatusOr<Json> ClientImpl::patch(const ResourceType& rt, const std::string& ns,

@@ -42,6 +42,8 @@ class ClientImpl final : public Client {
 
  private:
   absl::StatusOr<Json> call(const std::string& verb, HttpRequest request);
+  absl::StatusOr<Json> put(const ResourceType& rt, const std::string& ns, const Json& obj,
+                           const std::string& subresource, const WriteOptions& options);
   void throttle();
 
   std::unique_ptr<Transport> transport_;

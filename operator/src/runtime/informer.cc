@@ -75,21 +75,7 @@ void Informer::handle(WatcherEvent ev) {
 }
 
 void Informer::resyncLoop(std::stop_token stop) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  // The callback must exist before the lock is taken: if stop was already
-  // requested it runs at once, on this thread.
-  std::stop_callback wake(stop, [&] {
-    std::lock_guard l(mu);
-    cv.notify_all();
-  });
-  std::unique_lock lock(mu);
-  auto next = clock_.now() + resyncPeriod_;
-  while (!stop.stop_requested()) {
-    clock_.waitUntil(cv, lock, next);
-    if (stop.stop_requested()) break;
-    if (clock_.now() < next) continue;
-    next = clock_.now() + resyncPeriod_;
+  while (sleepFor(clock_, stop, resyncPeriod_)) {
     if (!synced_) continue;
     for (const auto& obj : store_.list()) {
       for (auto& h : handlers_)

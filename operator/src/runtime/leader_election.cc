@@ -86,16 +86,7 @@ bool LeaderElector::tryAcquireOrRenew() {
 }
 
 bool LeaderElector::sleep(std::stop_token stop, std::chrono::milliseconds d) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  std::stop_callback wake(stop, [&] {
-    std::lock_guard l(mu);
-    cv.notify_all();
-  });
-  std::unique_lock lock(mu);
-  auto deadline = clock_.now() + d;
-  while (!stop.stop_requested() && clock_.now() < deadline) clock_.waitUntil(cv, lock, deadline);
-  return !stop.stop_requested();
+  return sleepFor(clock_, stop, d);
 }
 
 void LeaderElector::release() {

@@ -13,18 +13,7 @@ Watcher::Watcher(kube::Client& client, WatcherConfig config, Clock& clock, Rando
       log_(log.withValues({{"resource", config_.resource.resource}})) {}
 
 bool Watcher::sleep(std::stop_token stop, std::chrono::milliseconds d) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  // The callback must exist before the lock is taken: if stop was already
-  // requested it runs at once, on this thread.
-  std::stop_callback wake(stop, [&] {
-    std::lock_guard l(mu);
-    cv.notify_all();
-  });
-  std::unique_lock lock(mu);
-  auto deadline = clock_.now() + d;
-  while (!stop.stop_requested() && clock_.now() < deadline) clock_.waitUntil(cv, lock, deadline);
-  return !stop.stop_requested();
+  return sleepFor(clock_, stop, d);
 }
 
 void Watcher::run(std::stop_token stop, const std::function<void(WatcherEvent)>& sink) {
