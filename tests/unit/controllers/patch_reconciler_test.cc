@@ -368,5 +368,47 @@ TEST_F(PatchReconcilerTest, StatefulSetTargetKeepsItsHeadlessServiceAndUsesItsHe
   reconcileUntil("db-fix", api::v1alpha1::phase::kSucceeded);
 }
 
+TEST_F(PatchReconcilerTest, ApprovalByTheAuthorIsRefusedAnotherUsersPromotesStaleOnesAreVoid) {
+  createPatch("fix", {{"author", "alice"}, {"promotion", {{"approval", {{"required", true}}}}}});
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  markHealthy(res::kDeployment, envNamespace("fix"), "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("fix").ok());
+  completeJobs(envNamespace("fix"));
+  reconcileUntil("fix", api::v1alpha1::phase::kAwaitingApproval);
+  Json patch = client_.object(res::kPatch, "shop", "fix");
+  auto approval = [&](const std::string& name, const std::string& who) {
+    client_.seed(res::kPatchApproval,
+                 {{"apiVersion", "patchgate.dev/v1alpha1"}, {"kind", "PatchApproval"},
+                  {"metadata", {{"name", name}, {"namespace", "shop"}}},
+                  {"spec", {{"patch", "fix"}, {"patchUID", patch["metadata"]["uid"]},
+                            {"patchGeneration", patch["metadata"]["generation"]}, {"approver", who}}}});
+  };
+  approval("self", "alice");
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval);
+  EXPECT_TRUE(recorder_.has(reason::kApprovalRefused));
+  EXPECT_TRUE(client_.calls("create", "controllerrevisions").empty());
+
+  clock_.advance(std::chrono::seconds(5));
+  approval("bob-early", "bob");
+  // Production changed under the patch afterwards and it was re-tested:
+  // bob's earlier approval no longer counts.
+  Json p = client_.object(res::kPatch, "shop", "fix");
+  p["status"]["retestedAt"] = formatTime(clock_.now() + std::chrono::seconds(10));
+  client_.seed(res::kPatch, p);
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval);
+
+  clock_.advance(std::chrono::seconds(30));
+  approval("bob", "bob");
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+  Json st = status("fix");
+  const Json& approved = runtime::findCondition(st["conditions"], condition::kApproved);
+  EXPECT_EQ(approved["status"], "True");
+  EXPECT_NE(approved["message"].get<std::string>().find("bob"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace patchgate::controllers::patch

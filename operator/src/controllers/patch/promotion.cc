@@ -28,6 +28,7 @@ absl::Status PatchReconciler::resetForRetest(Pass& p, const std::string& why) {
   if (auto s = deleteEnvironment(p); !s.ok()) return s;
   int64_t retests = p.status.value("retests", int64_t{0}) + 1;
   p.status["retests"] = retests;
+  p.status["retestedAt"] = timeString(p.now);  // approvals given before this are void
   p.status.erase("environment");
   p.status.erase("tests");
   for (const char* c : {condition::kEnvironmentReady, condition::kTestsPassed, condition::kApproved,

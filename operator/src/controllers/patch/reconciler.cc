@@ -431,7 +431,6 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
     return std::nullopt;
   }
   std::string author = jsonString(p.patch, "/spec/author");
-  std::string base = p.status.value("baseHash", "");
   kube::ListOptions lo;
   lo.fieldSelector = "";  // PatchApprovals are few per namespace; filter here
   auto list = client_.list(kube::resources::kPatchApproval, p.ns, lo);
@@ -448,10 +447,15 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
     Json record = {{"user", who}, {"at", at}, {"comment", comment}, {"decision", decision},
                    {"name", jsonString(a, "/metadata/name")}};
     // Approvals are for one Patch generation and one tested base.
+    std::string retestedAt = p.status.value("retestedAt", "");
     if (jsonInt(a, "/spec/patchGeneration", p.generation) != p.generation ||
         jsonString(a, "/spec/patchUID") != p.uid) {
       record["valid"] = false;
       record["why"] = "given for an earlier version of this patch";
+    } else if (!retestedAt.empty() && at < retestedAt) {
+      // RFC 3339 UTC strings of one format order like the times they name.
+      record["valid"] = false;
+      record["why"] = "given before production changed under the patch and it was re-tested";
     } else if (!author.empty() && who == author) {
       record["valid"] = false;
       record["why"] = "the author cannot approve their own patch";
