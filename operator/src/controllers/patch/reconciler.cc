@@ -179,7 +179,11 @@ absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj
       [&](runtime::FinalizerEvent ev) -> absl::StatusOr<Action> {
         return ev == runtime::FinalizerEvent::kCleanup ? cleanup(p) : apply(p);
       });
-  if (runtime::isDeleting(*obj)) return action;  // the object is going away
+  if (runtime::isDeleting(*obj)) {  // the object is going away: forget it
+    std::lock_guard lock(writesMu_);
+    lastWritten_.erase(key);
+    return action;
+  }
   // Even when a step failed, what it learned (a condition, a phase) is kept.
   absl::Status written = syncStatus(p);
   if (!action.ok()) return action;
