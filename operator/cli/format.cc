@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -535,6 +536,27 @@ std::string reportMarkdown(const Json& p, const Json& revision, TimePoint now) {
         << " | " << scalar(t.value("attempts", Json(0))) << " | " << markdownCell(testDuration(t))
         << " | " << markdownCell(t.value("startedAt", "")) << " | "
         << markdownCell(t.value("message", "")) << " |\n";
+  }
+  // Structured results that test pods reported through the gRPC API
+  // (status.testReports: test -> suites -> cases).
+  const Json& reports = jsonAt(p, "/status/testReports");
+  if (reports.is_object() && !reports.empty()) {
+    o << "\n### Reported results\n\n| Test | Suite | Case | Result | Duration |\n|---|---|---|---|---|\n";
+    for (const auto& [test, suites] : reports.items()) {
+      if (!suites.is_array()) continue;
+      for (const auto& suite : suites) {
+        if (!suite.is_object() || !suite.contains("cases") || !suite["cases"].is_array()) continue;
+        for (const auto& c : suite["cases"]) {
+          if (!c.is_object()) continue;
+          double secs = c.value("durationSeconds", 0.0);
+          char dur[32];
+          std::snprintf(dur, sizeof(dur), "%.2fs", secs);
+          o << "| " << markdownCell(test) << " | " << markdownCell(suite.value("name", "")) << " | "
+            << markdownCell(c.value("name", "")) << " | "
+            << (c.value("passed", false) ? "passed" : "**failed**") << " | " << dur << " |\n";
+        }
+      }
+    }
   }
 
   o << "\n## Approvals\n\n";

@@ -15,6 +15,9 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/random.h"
+#include "grpc/api.h"
+#include "grpc/auth.h"
+#include "grpc/server.h"
 #include "kube/client_impl.h"
 #include "kube/config/rest_config.h"
 #include "kube/transport/cpprest_transport.h"
@@ -32,6 +35,12 @@ ABSL_FLAG(std::string, leader_election_id, "patchgate-operator", "Name of the Le
 ABSL_FLAG(std::string, id, "", "Identity in the Lease (default: hostname + random suffix)");
 ABSL_FLAG(std::string, metrics_bind_address, "0.0.0.0:8080", "Where /metrics is served ('0' disables)");
 ABSL_FLAG(std::string, health_probe_bind_address, "0.0.0.0:8081", "Where /healthz and /readyz are served");
+ABSL_FLAG(std::string, grpc_bind_address, "0.0.0.0:9443", "Where the patchgate.v1 gRPC API is served over TLS ('0' disables)");
+ABSL_FLAG(std::string, grpc_tls_cert_file, "", "PEM certificate of the gRPC API (default: self-signed, generated at start)");
+ABSL_FLAG(std::string, grpc_tls_key_file, "", "PEM private key of the gRPC API");
+ABSL_FLAG(std::string, grpc_test_api_address, "",
+          "gRPC API address given to test pods as PATCHGATE_API_ADDRESS, with a service-account "
+          "token so they can report results (default: none; test pods get no token)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(int, workers, 2, "Concurrent reconciles of the Patch controller");
 ABSL_FLAG(std::string, watch_namespaces, "", "Comma-separated namespaces to watch (default: all)");
@@ -107,10 +116,35 @@ int main(int argc, char** argv) {
   options.workers = absl::GetFlag(FLAGS_workers);
   options.watchNamespaces = absl::GetFlag(FLAGS_watch_namespaces);
   options.identity = identity;
-  auto setup = setupOperator(manager, client, clock, random, metrics, log, options);
+  options.testApiAddress = absl::GetFlag(FLAGS_grpc_test_api_address);
+  std::shared_ptr<runtime::Informer> patchInformer;
+  auto setup = setupOperator(manager, client, clock, random, metrics, log, options, &patchInformer);
   if (!setup.ok()) {
     log.error("cannot set up the operator", {{"error", std::string(setup.message())}});
     return 1;
+  }
+
+  // The gRPC API reads the Patch cache and runs on every replica.
+  std::unique_ptr<grpcapi::Authenticator> authenticator;
+  std::unique_ptr<grpcapi::PatchgateApi> api;
+  if (absl::GetFlag(FLAGS_grpc_bind_address) != "0") {
+    authenticator = std::make_unique<grpcapi::Authenticator>(client, clock);
+    api = std::make_unique<grpcapi::PatchgateApi>(patchInformer->store(), client, *authenticator, clock);
+    auto* apiPtr = api.get();
+    patchInformer->addEventHandler(runtime::EventHandler{
+        [apiPtr](const runtime::Object&) { apiPtr->notify(); },
+        [apiPtr](const runtime::Object&, const runtime::Object&) { apiPtr->notify(); },
+        [apiPtr](const runtime::Object&) { apiPtr->notify(); }});
+    grpcapi::ServerOptions so;
+    so.bindAddress = absl::GetFlag(FLAGS_grpc_bind_address);
+    so.certFile = absl::GetFlag(FLAGS_grpc_tls_cert_file);
+    so.keyFile = absl::GetFlag(FLAGS_grpc_tls_key_file);
+    auto server = grpcapi::GrpcServer::create(so, *api, log.withName("grpc"));
+    if (!server.ok()) {
+      log.error("cannot serve the gRPC API", {{"error", std::string(server.status().message())}});
+      return 1;
+    }
+    manager.add(*server, /*needsLeader=*/false);
   }
 
   std::unique_ptr<metrics::MetricsServer> metricsServer;

@@ -40,7 +40,8 @@ class OwningController final : public runtime::Runnable {
 
 absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Clock& clock,
                            Random& random, metrics::Metrics& metrics, const Logger& log,
-                           const OperatorOptions& options) {
+                           const OperatorOptions& options,
+                           std::shared_ptr<runtime::Informer>* patchInformer) {
   if (options.workers < 1) return absl::InvalidArgumentError("--workers must be at least 1");
   if (options.watchNamespaces.find(',') != std::string::npos)
     return absl::InvalidArgumentError("--watch-namespaces takes one namespace (or none, for all)");
@@ -57,7 +58,8 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
   b->storeMetrics = std::make_shared<metrics::PatchStoreCollector>(b->informer->store());
   metrics.addCollectable(b->storeMetrics);
   b->reconciler = std::make_unique<controllers::patch::PatchReconciler>(
-      client, b->informer->store(), *b->recorder, clock, b->patchMetrics.get());
+      client, b->informer->store(), *b->recorder, clock, b->patchMetrics.get(),
+      controllers::patch::PatchReconcilerOptions{.testApiAddress = options.testApiAddress});
   runtime::ControllerOptions co{"patch", options.workers};
   b->controller = std::make_shared<runtime::Controller>(co, *b->informer, *b->reconciler, clock,
                                                         log.withName("controller"), metrics.queue("patch"),
@@ -83,6 +85,7 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
   });
 
   auto informer = b->informer;
+  if (patchInformer != nullptr) *patchInformer = informer;
   auto controller = b->controller;
   manager.add(informer, /*needsLeader=*/false);
   manager.add(b->approvals, /*needsLeader=*/false);

@@ -25,7 +25,7 @@ fail() { echo "FAIL: $*" >&2; for f in "$WORK"/*.log; do echo "--- $f" >&2; tail
 
 start() { # id
   "$OPERATOR" --kubeconfig "$KUBECONFIG" --leader-election-namespace default \
-    --leader-election-id "$LEASE" --id "$1" --metrics-bind-address 0 \
+    --leader-election-id "$LEASE" --id "$1" --metrics-bind-address 0 --grpc-bind-address 0 \
     --health-probe-bind-address 127.0.0.1:0 >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
   eval "PID_$1=$!"

@@ -41,7 +41,7 @@ trap cleanup EXIT
 
 start_operator() {
   "$OPERATOR" --kubeconfig "$KUBECONFIG" --leader-election-namespace default \
-    --leader-election-id "pg-e2e-$$" --metrics-bind-address 127.0.0.1:0 \
+    --leader-election-id "pg-e2e-$$" --metrics-bind-address 127.0.0.1:0 --grpc-bind-address 127.0.0.1:0 \
     --health-probe-bind-address 127.0.0.1:0 "$@" >>"$WORK/operator.log" 2>&1 &
   OP_PID=$!
 }

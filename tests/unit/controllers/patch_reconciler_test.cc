@@ -92,7 +92,7 @@ class PatchReconcilerTest : public ::testing::Test {
     for (const auto& p : client_.objects(res::kPatch)) store_.upsert(p);  // the cache, up to date
     Json obj = client_.object(res::kPatch, "shop", name);
     runtime::ReconcileContext ctx{"test", testing::quietLogger(), 0};
-    return reconciler_.reconcile(std::make_shared<const Json>(obj), ctx);
+    return (active_ ? *active_ : reconciler_).reconcile(std::make_shared<const Json>(obj), ctx);
   }
   Json status(const std::string& name) {
     Json s = client_.object(res::kPatch, "shop", name).value("status", Json::object());
@@ -131,7 +131,30 @@ class PatchReconcilerTest : public ::testing::Test {
   runtime::Store store_;
   RecordingRecorder recorder_;
   PatchReconciler reconciler_;
+  PatchReconciler* active_ = nullptr;  // another reconciler (other options) when set
 };
+
+TEST_F(PatchReconcilerTest, WithAnApiAddressTestPodsGetItAndAToken) {
+  PatchReconcilerOptions options;
+  options.testApiAddress = "patchgate.patchgate-system.svc:9443";
+  PatchReconciler withApi(client_, store_, recorder_, clock_, nullptr, options);
+  active_ = &withApi;
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  markHealthy(res::kDeployment, envNamespace("fix"), "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("fix").ok());  // creates the Job
+  Json job = client_.object(res::kJob, envNamespace("fix"), "pgt-smoke-1");
+  ASSERT_FALSE(job.is_null());
+  const Json& pod = job["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["automountServiceAccountToken"], true);
+  bool found = false;
+  for (const auto& e : pod["containers"][0]["env"])
+    if (e["name"] == "PATCHGATE_API_ADDRESS") found = e["value"] == "patchgate.patchgate-system.svc:9443";
+  EXPECT_TRUE(found) << pod.dump();
+  active_ = nullptr;
+}
 
 TEST_F(PatchReconcilerTest, GoodPatchIsTestedPromotedVerifiedAndCleanedUp) {
   createPatch("fix");
@@ -154,6 +177,8 @@ TEST_F(PatchReconcilerTest, GoodPatchIsTestedPromotedVerifiedAndCleanedUp) {
   Json job = client_.object(res::kJob, env, "pgt-smoke-1");
   ASSERT_FALSE(job.is_null());
   EXPECT_EQ(job["spec"]["activeDeadlineSeconds"], 300);
+  // No gRPC API address configured: test pods get no token.
+  EXPECT_EQ(job["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
 
   // Promotion: the rollback point (v1 + POOL=16) is created before production
   // is patched, and the patch carries the resourceVersion precondition.

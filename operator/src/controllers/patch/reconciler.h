@@ -33,6 +33,12 @@ class PatchMetrics {
 struct PatchReconcilerOptions {
   std::chrono::seconds pollInterval{2};  // while waiting on pods, Jobs, rollouts
   int historyLimit = 50;                 // status.history entries kept
+  // Address of the operator's gRPC API as test pods reach it (e.g.
+  // "patchgate.patchgate-system.svc:9443"). When set, test pods get it as
+  // PATCHGATE_API_ADDRESS and their environment's default service-account
+  // token (automounted), so they can ReportTestResults; when empty, test pods
+  // get no token, as before.
+  std::string testApiAddress;
 };
 
 // Index of the Patch store: "namespace/Kind/name" of each Patch's target.

@@ -76,6 +76,8 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
                               {{"name", "PATCHGATE_TARGET_SERVICE"}, {"value", firstService}},
                               {{"name", "PATCHGATE_TEST"}, {"value", t.name}},
                               {{"name", "PATCHGATE_ATTEMPT"}, {"value", std::to_string(attempt)}}});
+      if (!options_.testApiAddress.empty())
+        env.push_back({{"name", "PATCHGATE_API_ADDRESS"}, {"value", options_.testApiAddress}});
       for (const auto& e : t.env) env.push_back(e);
       Json container = {{"name", "test"}, {"image", t.image}, {"imagePullPolicy", "IfNotPresent"},
                         {"env", env}, {"terminationMessagePolicy", "FallbackToLogsOnError"}};
@@ -91,7 +93,7 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
             {"activeDeadlineSeconds", t.timeoutSeconds},
             {"template",
              {{"metadata", {{"labels", labels}}},
-              {"spec", {{"restartPolicy", "Never"}, {"automountServiceAccountToken", false},
+              {"spec", {{"restartPolicy", "Never"}, {"automountServiceAccountToken", !options_.testApiAddress.empty()},
                         {"containers", Json::array({container})}}}}}}}};
       auto created = client_.create(kube::resources::kJob, envNs, jobObj);
       if (!created.ok() && !kube::isAlreadyExists(created.status())) return created.status();

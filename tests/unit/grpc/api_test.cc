@@ -1,0 +1,438 @@
+// The gRPC API's decisions without a socket: who may call what (TokenReview,
+// SubjectAccessReview, the test-pod rule), what each call returns, and how a
+// Patch maps to the proto message.
+#include "grpc/api.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "fakes/fake_client.h"
+#include "fakes/fake_clock.h"
+#include "kube/errors.h"
+#include "kube/resource.h"
+
+namespace patchgate::grpcapi {
+namespace {
+
+using ::testing::HasSubstr;
+namespace rs = kube::resources;
+
+// FakeClient answering TokenReviews and SubjectAccessReviews as an API server
+// with known tokens and RBAC would; every other call goes to the fake.
+class ReviewingClient final : public kube::Client {
+ public:
+  explicit ReviewingClient(testing::FakeClient& fake) : fake_(fake) {}
+
+  std::map<std::string, std::string> users;  // token -> username
+  std::set<std::string> allowed;             // "user verb resource ns"
+  int tokenReviews = 0;
+  int accessReviews = 0;
+
+  absl::StatusOr<Json> create(const kube::ResourceType& rt, const std::string& ns, const Json& obj,
+                              const kube::WriteOptions& o) override {
+    Json out = obj;
+    if (rt.resource == "tokenreviews") {
+      ++tokenReviews;
+      auto it = users.find(obj["spec"]["token"].get<std::string>());
+      out["status"] = {{"authenticated", it != users.end()}};
+      if (it != users.end()) out["status"]["user"] = {{"username", it->second}, {"groups", {"g"}}};
+      return out;
+    }
+    if (rt.resource == "subjectaccessreviews") {
+      ++accessReviews;
+      const Json& ra = obj["spec"]["resourceAttributes"];
+      std::string key = obj["spec"]["user"].get<std::string>() + " " + ra["verb"].get<std::string>() + " " +
+                        ra["resource"].get<std::string>() + " " + ra["namespace"].get<std::string>();
+      out["status"] = {{"allowed", allowed.count(key) > 0}};
+      return out;
+    }
+    return fake_.create(rt, ns, obj, o);
+  }
+  absl::StatusOr<Json> get(const kube::ResourceType& rt, const std::string& ns,
+                           const std::string& n) override {
+    return fake_.get(rt, ns, n);
+  }
+  absl::StatusOr<Json> list(const kube::ResourceType& rt, const std::string& ns,
+                            const kube::ListOptions& o) override {
+    return fake_.list(rt, ns, o);
+  }
+  absl::StatusOr<Json> update(const kube::ResourceType& rt, const std::string& ns, const Json& obj,
+                              const kube::WriteOptions& o) override {
+    return fake_.update(rt, ns, obj, o);
+  }
+  absl::StatusOr<Json> updateStatus(const kube::ResourceType& rt, const std::string& ns, const Json& obj,
+                                    const kube::WriteOptions& o) override {
+    return fake_.updateStatus(rt, ns, obj, o);
+  }
+  absl::StatusOr<Json> patch(const kube::ResourceType& rt, const std::string& ns, const std::string& n,
+                             kube::PatchType t, const std::string& b, const kube::PatchOptions& o) override {
+    return fake_.patch(rt, ns, n, t, b, o);
+  }
+  absl::StatusOr<Json> remove(const kube::ResourceType& rt, const std::string& ns, const std::string& n,
+                              const kube::DeleteOptions& o) override {
+    return fake_.remove(rt, ns, n, o);
+  }
+  absl::Status watch(const kube::ResourceType& rt, const std::string& ns, const kube::WatchOptions& o,
+                     const std::function<bool(const kube::WatchEvent&)>& f, std::stop_token s) override {
+    return fake_.watch(rt, ns, o, f, s);
+  }
+
+ private:
+  testing::FakeClient& fake_;
+};
+
+Json patchObject(const std::string& phase, const std::string& envNs = "pg-env-fix") {
+  Json p = {
+      {"apiVersion", "patchgate.dev/v1alpha1"},
+      {"kind", "Patch"},
+      {"metadata", {{"namespace", "shop"}, {"name", "fix"}, {"uid", "u1"}, {"resourceVersion", "1"}}},
+      {"spec",
+       {{"ticket", "INC-1"},
+        {"rootCause", "nil map"},
+        {"target", {{"kind", "Deployment"}, {"name", "checkout"}}}}},
+      {"status",
+       {{"phase", phase},
+        {"message", "testing"},
+        {"environment", {{"namespace", envNs}}},
+        {"conditions", {{{"type", "Ready"}, {"status", "False"}, {"reason", phase}, {"message", "m"}}}}}}};
+  return p;
+}
+
+class ApiTest : public ::testing::Test {
+ protected:
+  ApiTest() : fake_(clock_), client_(fake_), auth_(client_, clock_), api_(store_, client_, auth_, clock_) {
+    client_.users = {{"alice-token", "alice"},
+                     {"nobody-token", "nobody"},
+                     {"tester-token", "system:serviceaccount:pg-env-fix:default"},
+                     {"other-sa-token", "system:serviceaccount:elsewhere:default"}};
+    client_.allowed = {"alice get patches shop", "alice watch patches shop",
+                       "alice list controllerrevisions shop"};
+    Json p = fake_.seed(rs::kPatch, patchObject("Testing"));
+    store_.upsert(p);
+  }
+
+  void setPhase(const std::string& phase) {
+    Json p = fake_.object(rs::kPatch, "shop", "fix");
+    p["status"]["phase"] = phase;
+    store_.upsert(fake_.seed(rs::kPatch, p));
+    api_.notify();
+  }
+
+  pb::GetPatchRequest req(const std::string& ns = "shop", const std::string& name = "fix") {
+    pb::GetPatchRequest r;
+    r.set_namespace_(ns);
+    r.set_name(name);
+    return r;
+  }
+
+  pb::ReportTestResultsRequest report(const std::string& envNs = "pg-env-fix") {
+    pb::ReportTestResultsRequest r;
+    r.set_namespace_(envNs);
+    r.set_patch("fix");
+    r.set_test("smoke");
+    auto* s = r.add_suites();
+    s->set_name("http");
+    auto* c = s->add_cases();
+    c->set_name("GET /");
+    c->set_passed(true);
+    c->set_duration_seconds(0.5);
+    c->set_output(std::string(5000, 'x'));
+    auto* c2 = s->add_cases();
+    c2->set_name("POST /pay");
+    c2->set_passed(false);
+    return r;
+  }
+
+  testing::FakeClock clock_;
+  testing::FakeClient fake_;
+  ReviewingClient client_;
+  runtime::Store store_;
+  Authenticator auth_;
+  PatchgateApi api_;
+};
+
+TEST(ParseBearer, AcceptsBearerAnyCaseAndRejectsTheRest) {
+  EXPECT_EQ(*parseBearer("Bearer abc"), "abc");
+  EXPECT_EQ(*parseBearer("bearer  abc "), "abc");
+  EXPECT_EQ(parseBearer("").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(parseBearer("Basic abc").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(parseBearer("Bearer ").status().code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(ServiceAccountNamespace, OnlyForServiceAccounts) {
+  EXPECT_EQ(serviceAccountNamespace("system:serviceaccount:env:default"), "env");
+  EXPECT_EQ(serviceAccountNamespace("alice"), "");
+  EXPECT_EQ(serviceAccountNamespace("system:serviceaccount:env"), "");
+}
+
+TEST(ToProto, MapsFieldsConditionsAndTheWholeStatus) {
+  pb::Patch p = toProto(patchObject("Testing"));
+  EXPECT_EQ(p.namespace_(), "shop");
+  EXPECT_EQ(p.name(), "fix");
+  EXPECT_EQ(p.uid(), "u1");
+  EXPECT_EQ(p.phase(), "Testing");
+  EXPECT_EQ(p.message(), "testing");
+  EXPECT_EQ(p.ticket(), "INC-1");
+  EXPECT_EQ(p.root_cause(), "nil map");
+  EXPECT_EQ(p.target_kind(), "Deployment");
+  EXPECT_EQ(p.target_name(), "checkout");
+  ASSERT_EQ(p.conditions_size(), 1);
+  EXPECT_EQ(p.conditions(0).type(), "Ready");
+  EXPECT_EQ(p.conditions(0).reason(), "Testing");
+  EXPECT_EQ(Json::parse(p.status_json())["environment"]["namespace"], "pg-env-fix");
+}
+
+TEST(IsTerminalPhase, OnlyTheThreeEnds) {
+  EXPECT_TRUE(isTerminalPhase("Succeeded"));
+  EXPECT_TRUE(isTerminalPhase("Failed"));
+  EXPECT_TRUE(isTerminalPhase("RolledBack"));
+  EXPECT_FALSE(isTerminalPhase("Testing"));
+  EXPECT_FALSE(isTerminalPhase(""));
+}
+
+TEST_F(ApiTest, NoTokenIsUnauthenticatedWithoutAskingTheServer) {
+  auto r = api_.getPatch("", req());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(client_.tokenReviews, 0);
+}
+
+TEST_F(ApiTest, UnknownTokenIsUnauthenticated) {
+  EXPECT_EQ(api_.getPatch("Bearer forged", req()).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(api_.getChangeRecord("Bearer forged", req()).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(api_.reportTestResults("Bearer forged", report()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(ApiTest, TokenWithoutRightsIsPermissionDenied) {
+  auto r = api_.getPatch("Bearer nobody-token", req());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("get patches.patchgate.dev"));
+}
+
+TEST_F(ApiTest, RightsAreCheckedInTheRequestedNamespace) {
+  EXPECT_EQ(api_.getPatch("Bearer alice-token", req("other")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ApiTest, GetPatchReturnsTheCachedPatch) {
+  auto r = api_.getPatch("Bearer alice-token", req());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->phase(), "Testing");
+  EXPECT_EQ(r->ticket(), "INC-1");
+}
+
+TEST_F(ApiTest, MissingPatchIsNotFoundOnlyAfterAuthorization) {
+  EXPECT_EQ(api_.getPatch("Bearer alice-token", req("shop", "nope")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(api_.getPatch("Bearer nobody-token", req("shop", "nope")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ApiTest, TokenReviewsAreCachedForAMinute) {
+  ASSERT_TRUE(api_.getPatch("Bearer alice-token", req()).ok());
+  ASSERT_TRUE(api_.getPatch("Bearer alice-token", req()).ok());
+  EXPECT_EQ(client_.tokenReviews, 1);
+  EXPECT_EQ(client_.accessReviews, 2);  // decisions are not cached
+  clock_.advance(std::chrono::seconds(61));
+  ASSERT_TRUE(api_.getPatch("Bearer alice-token", req()).ok());
+  EXPECT_EQ(client_.tokenReviews, 2);
+}
+
+TEST_F(ApiTest, FailedTokenReviewsAreNotCached) {
+  EXPECT_FALSE(api_.getPatch("Bearer late-token", req()).ok());
+  client_.users["late-token"] = "alice";
+  EXPECT_TRUE(api_.getPatch("Bearer late-token", req()).ok());
+}
+
+TEST_F(ApiTest, WatchNeedsTheWatchVerb) {
+  client_.allowed.erase("alice watch patches shop");
+  pb::WatchPatchRequest w;
+  w.set_namespace_("shop");
+  w.set_name("fix");
+  auto s = api_.watchPatch(
+      "Bearer alice-token", w, [](const pb::PatchEvent&) { return true; }, [] { return false; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ApiTest, WatchStreamsCurrentThenChangesUntilTerminal) {
+  pb::WatchPatchRequest w;
+  w.set_namespace_("shop");
+  w.set_name("fix");
+  std::vector<std::pair<int, std::string>> events;
+  std::mutex mu;
+  std::thread t([&] {
+    while (true) {
+      {
+        std::lock_guard lock(mu);
+        if (!events.empty()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    setPhase("AwaitingApproval");
+    setPhase("Succeeded");
+  });
+  auto s = api_.watchPatch(
+      "Bearer alice-token", w,
+      [&](const pb::PatchEvent& ev) {
+        std::lock_guard lock(mu);
+        events.emplace_back(ev.type(), ev.patch().phase());
+        return true;
+      },
+      [] { return false; });
+  t.join();
+  EXPECT_TRUE(s.ok()) << s;
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.front(),
+            std::make_pair(static_cast<int>(pb::PatchEvent::CURRENT), std::string("Testing")));
+  EXPECT_EQ(events.back(),
+            std::make_pair(static_cast<int>(pb::PatchEvent::MODIFIED), std::string("Succeeded")));
+}
+
+TEST_F(ApiTest, WatchOfATerminalPatchSendsItOnceAndEnds) {
+  setPhase("Failed");
+  pb::WatchPatchRequest w;
+  w.set_namespace_("shop");
+  w.set_name("fix");
+  int n = 0;
+  auto s = api_.watchPatch(
+      "Bearer alice-token", w, [&](const pb::PatchEvent&) { return ++n, true; }, [] { return false; });
+  EXPECT_TRUE(s.ok());
+  EXPECT_EQ(n, 1);
+}
+
+TEST_F(ApiTest, WatchEndsWithDeletedWhenThePatchGoes) {
+  pb::WatchPatchRequest w;
+  w.set_namespace_("shop");
+  w.set_name("fix");
+  std::vector<int> types;
+  auto s = api_.watchPatch(
+      "Bearer alice-token", w,
+      [&](const pb::PatchEvent& ev) {
+        types.push_back(ev.type());
+        if (types.size() == 1) {
+          store_.erase("shop/fix");
+          api_.notify();
+        }
+        return true;
+      },
+      [] { return false; });
+  EXPECT_TRUE(s.ok());
+  EXPECT_THAT(types, ::testing::ElementsAre(pb::PatchEvent::CURRENT, pb::PatchEvent::DELETED));
+}
+
+TEST_F(ApiTest, WatchEndsOnShutdown) {
+  pb::WatchPatchRequest w;
+  w.set_namespace_("shop");
+  w.set_name("fix");
+  api_.shutdown();
+  auto s = api_.watchPatch(
+      "Bearer alice-token", w, [](const pb::PatchEvent&) { return true; }, [] { return false; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(ApiTest, ListRevisionsNeedsListOnControllerRevisionsAndSortsByNumber) {
+  for (int n : {2, 1}) {
+    fake_.seed(
+        rs::kControllerRevision,
+        {{"apiVersion", "apps/v1"},
+         {"kind", "ControllerRevision"},
+         {"metadata",
+          {{"namespace", "shop"},
+           {"name", "checkout-" + std::to_string(n)},
+           {"labels", {{"patchgate.dev/target", "Deployment.checkout"}, {"patchgate.dev/patch", "fix"}}},
+           {"annotations", {{"patchgate.dev/ticket", "INC-1"}}}}},
+         {"revision", n}});
+  }
+  pb::ListRevisionsRequest lr;
+  lr.set_namespace_("shop");
+  lr.set_kind("Deployment");
+  lr.set_name("checkout");
+  auto r = api_.listRevisions("Bearer alice-token", lr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->revisions_size(), 2);
+  EXPECT_EQ(r->revisions(0).revision(), 1);
+  EXPECT_EQ(r->revisions(1).name(), "checkout-2");
+  EXPECT_EQ(r->revisions(1).patch(), "fix");
+  EXPECT_EQ(r->revisions(1).ticket(), "INC-1");
+  EXPECT_EQ(api_.listRevisions("Bearer nobody-token", lr).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ApiTest, ChangeRecordIsMarkdownWithTheTicket) {
+  auto r = api_.getChangeRecord("Bearer alice-token", req());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->markdown(), HasSubstr("INC-1"));
+  EXPECT_THAT(r->markdown(), HasSubstr("nil map"));
+}
+
+TEST_F(ApiTest, TestPodOfTheEnvironmentReportsIntoStatus) {
+  auto r = api_.reportTestResults("Bearer tester-token", report());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->suites(), 1);
+  EXPECT_EQ(r->cases(), 2);
+  EXPECT_EQ(r->failed(), 1);
+  auto writes = fake_.calls("updateStatus", "patches");
+  ASSERT_EQ(writes.size(), 1u);
+  Json stored = fake_.object(rs::kPatch, "shop", "fix");
+  const Json& suites = stored["status"]["testReports"]["smoke"];
+  ASSERT_EQ(suites.size(), 1u);
+  EXPECT_EQ(suites[0]["name"], "http");
+  EXPECT_EQ(suites[0]["cases"][0]["passed"], true);
+  EXPECT_EQ(suites[0]["cases"][0]["durationSeconds"], 0.5);
+  EXPECT_LT(suites[0]["cases"][0]["output"].get<std::string>().size(), 4200u);  // cut
+  EXPECT_EQ(suites[0]["cases"][1]["passed"], false);
+  EXPECT_EQ(stored["status"]["phase"], "Testing");  // the rest of status untouched
+
+  // ...and the change record lists them.
+  store_.upsert(stored);
+  auto record = api_.getChangeRecord("Bearer alice-token", req());
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_THAT(record->markdown(), HasSubstr("| smoke | http | POST /pay | **failed** | 0.00s |"));
+  EXPECT_THAT(record->markdown(), HasSubstr("| smoke | http | GET / | passed | 0.50s |"));
+}
+
+TEST_F(ApiTest, ReportRetriesOnConflict) {
+  fake_.failNext("updateStatus", kube::apiError(409, "Conflict", "the object has been modified"), "patches");
+  auto r = api_.reportTestResults("Bearer tester-token", report());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(fake_.calls("updateStatus", "patches").size(), 2u);
+  EXPECT_TRUE(fake_.object(rs::kPatch, "shop", "fix")["status"]["testReports"].contains("smoke"));
+}
+
+TEST_F(ApiTest, ReportFromAnotherNamespaceIsDenied) {
+  auto r = api_.reportTestResults("Bearer other-sa-token", report("elsewhere"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(fake_.calls("updateStatus").empty());
+}
+
+TEST_F(ApiTest, ReportClaimingAnotherNamespaceIsDenied) {
+  // A service account of "elsewhere" claims the environment namespace.
+  auto r = api_.reportTestResults("Bearer other-sa-token", report("pg-env-fix"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ApiTest, ReportByAPersonIsDenied) {
+  auto r = api_.reportTestResults("Bearer alice-token", report());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ApiTest, ReportForAnUnknownPatchIsNotFound) {
+  auto rq = report();
+  rq.set_patch("nope");
+  EXPECT_EQ(api_.reportTestResults("Bearer tester-token", rq).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(CheckReporter, NeedsTheSameEnvironment) {
+  UserInfo sa{"system:serviceaccount:env-a:default", "", {}};
+  EXPECT_TRUE(checkReporter(sa, "env-a", patchObject("Testing", "env-a")).ok());
+  EXPECT_EQ(checkReporter(sa, "env-a", patchObject("Testing", "env-b")).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(checkReporter(sa, "env-a", patchObject("Testing", "")).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace patchgate::grpcapi
