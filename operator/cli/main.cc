@@ -1,6 +1,7 @@
 // patchctl (also installed as the kubectl plug-in kubectl-patchgate): wiring
 // only. Parses the command line, loads the user's kubeconfig, builds the
 // client and hands everything to cli::run.
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -61,5 +62,10 @@ int main(int argc, char** argv) {
                config->server, std::cout, std::cerr, clock, random, nullptr};
   int code = cli::run(*inv, env);
   std::cout.flush();
-  return code;
+  std::cerr.flush();
+  // Skip static destructors and atexit handlers: at exit, OpenSSL 3's cleanup
+  // can race cpprestsdk's pool threads still freeing TLS state, and the
+  // process then spins forever (seen as a hung `patchctl get`). Nothing is
+  // left to release that the kernel does not reclaim.
+  std::_Exit(code);
 }

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -206,5 +207,8 @@ int main(int argc, char** argv) {
   electorStop.request_stop();
   if (electorThread.joinable()) electorThread.join();  // releases the Lease
   log.info("stopped");
-  return 0;
+  // As patchctl: no atexit handlers, so OpenSSL's cleanup can't race
+  // cpprestsdk's pool threads and hang the exit.
+  std::fflush(nullptr);
+  std::_Exit(0);
 }

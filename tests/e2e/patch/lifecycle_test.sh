@@ -64,6 +64,13 @@ story_rollback() {
   say "THEN production is back on v1 with POOL=16, healthy"
   k get events -n "$NS" --field-selector reason=RolledBack -o name | grep -q . || fail "no RolledBack event"
   say "AND a RolledBack event says why: $(k get patch -n "$NS" crash-in-prod -o jsonpath='{.status.rollback.reason}')"
+  if [[ -n ${PATCHCTL:-} ]]; then
+    "$PATCHCTL" --kubeconfig "$KUBECONFIG" report crash-in-prod -n "$NS" > "$WORK/report.md" || fail "patchctl report failed"
+    for want in "INC-4211" "RolledBack" "not healthy within 25s" "checkout-pg-1" "smoke"; do
+      grep -qF -- "$want" "$WORK/report.md" || fail "the change record lacks '$want'"
+    done
+    say "AND patchctl report writes the change record of the rolled-back patch ($(wc -l < "$WORK/report.md") lines)"
+  fi
 }
 
 story_config_rollback() {
