@@ -18,8 +18,16 @@ namespace {
 
 std::string targetLabel(const v1::PatchSpec& spec) { return spec.target.kind + "." + spec.target.name; }
 
-const kube::ResourceType& configType(const std::string& kind) {
-  return kind == "Secret" ? kube::resources::kSecret : kube::resources::kConfigMap;
+// Puts back the data of the ConfigMaps/Secrets stored in a revision
+// (data.configs); one that no longer exists is skipped.
+absl::Status restoreConfigs(kube::Client& client, const std::string& ns, const Json& configs) {
+  for (const auto& c : configs) {
+    Json ops = Json::array({{{"op", "add"}, {"path", "/data"}, {"value", c.value("data", Json::object())}}});
+    auto r = client.patch(configType(c.value("kind", "")), ns, c.value("name", ""), kube::PatchType::kJson,
+                          ops.dump());
+    if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -143,15 +151,15 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
 
   // 2. The tested change, on the exact base that was tested.
   int64_t generation = jsonInt(*prod, "/metadata/generation");
+  // A rollbackTo Patch restores the template and configs of its source revision.
+  Json source;
+  if (p.spec.change.rollbackTo) {
+    auto src = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/rollbackSource/name"));
+    if (!src.ok()) return src.status();
+    source = *src;
+  }
   if (!alreadyApplied) {
-    const Json* revTemplate = nullptr;
-    Json source;
-    if (p.spec.change.rollbackTo) {
-      auto src = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/rollbackSource/name"));
-      if (!src.ok()) return src.status();
-      source = jsonAt(*src, "/data/template");
-      revTemplate = &source;
-    }
+    const Json* revTemplate = p.spec.change.rollbackTo ? &jsonAt(source, "/data/template") : nullptr;
     auto change = workloadChange(p.spec, *prod, revTemplate, /*precondition=*/true);
     if (!change.ok()) return change.status();
     auto applied = client_.patch(p.targetType, p.ns, p.spec.target.name, change->type, change->body);
@@ -168,23 +176,13 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
     generation = jsonInt(*applied, "/metadata/generation");
   }
   // Config changes follow the workload (merge patches: re-applying is harmless).
-  Json restoreConfigs = Json::array();
-  if (p.spec.change.rollbackTo) {
-    auto src = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/rollbackSource/name"));
-    if (src.ok()) restoreConfigs = jsonAt(*src, "/data/configs");
-  }
   for (const auto& cc : p.spec.change.config) {
     auto req = configChange(cc);
     if (!req.ok()) return req.status();
     auto r = client_.patch(configType(cc.kind), p.ns, cc.name, req->type, req->body);
     if (!r.ok()) return r.status();
   }
-  for (const auto& c : restoreConfigs) {
-    Json ops = Json::array({{{"op", "add"}, {"path", "/data"}, {"value", c.value("data", Json::object())}}});
-    auto r = client_.patch(configType(c.value("kind", "")), p.ns, c.value("name", ""), kube::PatchType::kJson,
-                           ops.dump());
-    if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
-  }
+  if (auto s = restoreConfigs(client_, p.ns, jsonAt(source, "/data/configs")); !s.ok()) return s;
   p.status["promotion"] = {{"promotedAt", timeString(p.now)}, {"generation", generation}};
   setCondition(p, condition::kPromoted, true, reason::kPromoted,
                absl::StrCat("applied to ", p.spec.target.key(), " (generation ", generation, "); rollback point ",
@@ -250,12 +248,7 @@ absl::Status PatchReconciler::rollback(Pass& p, const std::string& cause, const 
   Json ops = Json::array({{{"op", "replace"}, {"path", "/spec/template"}, {"value", jsonAt(*rev, "/data/template")}}});
   auto r = client_.patch(p.targetType, p.ns, p.spec.target.name, kube::PatchType::kJson, ops.dump());
   if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
-  for (const auto& c : jsonAt(*rev, "/data/configs")) {
-    Json cops = Json::array({{{"op", "add"}, {"path", "/data"}, {"value", c.value("data", Json::object())}}});
-    auto cr = client_.patch(configType(c.value("kind", "")), p.ns, c.value("name", ""), kube::PatchType::kJson,
-                            cops.dump());
-    if (!cr.ok() && !kube::isNotFound(cr.status())) return cr.status();
-  }
+  if (auto s = restoreConfigs(client_, p.ns, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
   double restore = secondsSince(jsonString(p.status, "/promotion/promotedAt"), p.now);
   p.status["rollback"] = {{"at", timeString(p.now)}, {"reason", why}, {"revision", revName}};
   p.status["finishedAt"] = timeString(p.now);

@@ -316,7 +316,7 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
   // Config changes must apply too.
   Json configDiffs = Json::array();
   for (const auto& cc : p.spec.change.config) {
-    const auto& crt = cc.kind == "Secret" ? kube::resources::kSecret : kube::resources::kConfigMap;
+    const auto& crt = configType(cc.kind);
     auto current = client_.get(crt, p.ns, cc.name);
     if (!current.ok()) {
       if (kube::isNotFound(current.status())) {

@@ -136,6 +136,10 @@ References podReferences(const Json& tmpl) {
   return r;
 }
 
+const kube::ResourceType& configType(const std::string& kind) {
+  return kind == "Secret" ? kube::resources::kSecret : kube::resources::kConfigMap;
+}
+
 kube::PatchType patchTypeFromName(const std::string& name) {
   if (name == "json") return kube::PatchType::kJson;
   if (name == "merge") return kube::PatchType::kMerge;

@@ -49,6 +49,9 @@ struct ChangeRequest {
 
 kube::PatchType patchTypeFromName(const std::string& name);
 
+// ConfigMap or Secret, by the kind named in a spec or a revision.
+const kube::ResourceType& configType(const std::string& kind);
+
 // The request that applies a Patch's workload change, given the current
 // production object. `revisionTemplate` is the pod template of the revision
 // for rollbackTo. With `precondition`, the request fails with a conflict if
