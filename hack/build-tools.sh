@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Builds the pinned upstream components (etcd, Kubernetes, kwok, helm) from the Go
+# Builds the pinned upstream components (etcd, Kubernetes, kwok, helm, grpcurl) from the Go
 # module proxy through the tools modules in hack/tools, into a cache outside the
 # repository keyed by version. A binary whose --version already matches is kept,
 # so a warm cache costs seconds. Usage: hack/build-tools.sh [component...]
 # Components: etcd kube-apiserver kube-controller-manager kube-scheduler kubectl
-#             kubelet kube-proxy kwok kwokctl helm   (default: all)
+#             kubelet kube-proxy kwok kwokctl helm grpcurl   (default: all)
 set -euo pipefail
 HACK=$(cd "$(dirname "$0")" && pwd)
 source "$HACK/versions.sh"
 mkdir -p "$BIN_DIR"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
-ALL=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl kubelet kube-proxy helm)
+ALL=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl kubelet kube-proxy helm grpcurl)
 want=("$@"); ((${#want[@]})) || want=("${ALL[@]}")
 
 k8s_ldflags() {
@@ -35,6 +35,7 @@ spec() {
       echo "kubernetes k8s.io/kubernetes/cmd/$1 $K8S_VERSION" ;;
     kwok|kwokctl) echo "kwok sigs.k8s.io/kwok/cmd/$1 $KWOK_VERSION" ;;
     helm) echo "helm helm.sh/helm/v3/cmd/helm $HELM_VERSION" ;;
+    grpcurl) echo "grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl $GRPCURL_VERSION" ;;
     *) echo "unknown component $1" >&2; return 1 ;;
   esac
 }
@@ -45,7 +46,7 @@ have_version() { # name version
   case $1 in
     kubectl) out=$("$bin" version --client 2>/dev/null) ;;
     helm) out=$("$bin" version --short 2>/dev/null) ;;
-    kwok|kwokctl) out=$(cat "$bin.version" 2>/dev/null) ;;
+    kwok|kwokctl|grpcurl) out=$(cat "$bin.version" 2>/dev/null) ;;
     *) out=$("$bin" --version 2>/dev/null) ;;
   esac
   [[ $out == *"${2#v}"* ]]
@@ -64,6 +65,7 @@ for name in "${want[@]}"; do
     kubernetes) ldflags=$(k8s_ldflags) ;;
     helm) ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
     kwok) ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" ;;
+    grpcurl) ldflags="-s -w -X main.version=$GRPCURL_VERSION" ;;
   esac
   echo "[build $i/${#want[@]}] $name $version: building (cold builds take minutes; go's own output follows)"
   start=$(date +%s)

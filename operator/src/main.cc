@@ -19,6 +19,7 @@
 #include "grpc/api.h"
 #include "grpc/auth.h"
 #include "grpc/server.h"
+#include "grpc/tls.h"
 #include "kube/client_impl.h"
 #include "kube/config/rest_config.h"
 #include "kube/transport/cpprest_transport.h"
@@ -37,11 +38,21 @@ ABSL_FLAG(std::string, id, "", "Identity in the Lease (default: hostname + rando
 ABSL_FLAG(std::string, metrics_bind_address, "0.0.0.0:8080", "Where /metrics is served ('0' disables)");
 ABSL_FLAG(std::string, health_probe_bind_address, "0.0.0.0:8081", "Where /healthz and /readyz are served");
 ABSL_FLAG(std::string, grpc_bind_address, "0.0.0.0:9443", "Where the patchgate.v1 gRPC API is served over TLS ('0' disables)");
-ABSL_FLAG(std::string, grpc_tls_cert_file, "", "PEM certificate of the gRPC API (default: self-signed, generated at start)");
+ABSL_FLAG(std::string, grpc_tls_cert_file, "", "PEM certificate of the gRPC API (e.g. a mounted kubernetes.io/tls Secret)");
 ABSL_FLAG(std::string, grpc_tls_key_file, "", "PEM private key of the gRPC API");
+ABSL_FLAG(std::string, grpc_tls_ca_file, "",
+          "PEM bundle that test pods trust for the gRPC API (default: the serving certificate)");
+ABSL_FLAG(std::string, grpc_tls_secret, "",
+          "Without cert/key files: a kubernetes.io/tls Secret in the operator's namespace holding the API's key "
+          "pair, created with a self-signed certificate when missing so that every replica serves the same one "
+          "(default: none; a certificate is generated at start, for development)");
+ABSL_FLAG(std::string, grpc_test_api_service, "",
+          "The API's Service (NAME, or NAMESPACE/NAME; default namespace the operator's): test pods get its "
+          "ClusterIP and port, the CA and a service-account token, so they can report results");
 ABSL_FLAG(std::string, grpc_test_api_address, "",
-          "gRPC API address given to test pods as PATCHGATE_API_ADDRESS, with a service-account "
-          "token so they can report results (default: none; test pods get no token)");
+          "Instead of a Service: the host:port at which test pods reach the API (an operator outside the cluster)");
+ABSL_FLAG(std::string, grpc_test_api_server_name, "",
+          "Name test pods verify the API's certificate against (default: SERVICE.NAMESPACE.svc, or the host)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(int, workers, 2, "Concurrent reconciles of the Patch controller");
 ABSL_FLAG(std::string, watch_namespaces, "", "Comma-separated namespaces to watch (default: all)");
@@ -117,7 +128,55 @@ int main(int argc, char** argv) {
   options.workers = absl::GetFlag(FLAGS_workers);
   options.watchNamespaces = absl::GetFlag(FLAGS_watch_namespaces);
   options.identity = identity;
-  options.testApiAddress = absl::GetFlag(FLAGS_grpc_test_api_address);
+  // The operator's own namespace: the Lease's, the API's Secret and Service.
+  const std::string operatorNamespace = absl::GetFlag(FLAGS_leader_election_namespace).empty()
+                                            ? config->defaultNamespace
+                                            : absl::GetFlag(FLAGS_leader_election_namespace);
+
+  // The gRPC API's certificate, and how test pods reach the API.
+  const bool apiEnabled = absl::GetFlag(FLAGS_grpc_bind_address) != "0";
+  grpcapi::ApiTls apiTls;
+  if (std::string svc = absl::GetFlag(FLAGS_grpc_test_api_service); !svc.empty()) {
+    auto slash = svc.find('/');
+    options.testApi.serviceNamespace = slash == std::string::npos ? operatorNamespace : svc.substr(0, slash);
+    options.testApi.serviceName = slash == std::string::npos ? svc : svc.substr(slash + 1);
+  }
+  options.testApi.address = absl::GetFlag(FLAGS_grpc_test_api_address);
+  options.testApi.serverName = absl::GetFlag(FLAGS_grpc_test_api_server_name);
+  if (options.testApi.enabled() && !apiEnabled) {
+    log.warn("--grpc-test-api-* ignored: the gRPC API is disabled (--grpc-bind-address=0)");
+    options.testApi = {};
+  }
+  if (apiEnabled) {
+    grpcapi::ApiTlsOptions to;
+    to.certFile = absl::GetFlag(FLAGS_grpc_tls_cert_file);
+    to.keyFile = absl::GetFlag(FLAGS_grpc_tls_key_file);
+    to.caFile = absl::GetFlag(FLAGS_grpc_tls_ca_file);
+    to.secretNamespace = operatorNamespace;
+    to.secretName = absl::GetFlag(FLAGS_grpc_tls_secret);
+    if (!options.testApi.serviceName.empty())
+      to.dnsNames = grpcapi::serviceDnsNames(options.testApi.serviceNamespace, options.testApi.serviceName);
+    if (!options.testApi.serverName.empty()) to.dnsNames.push_back(options.testApi.serverName);
+    // The API server may still be starting: retry a shared Secret for a while.
+    absl::StatusOr<grpcapi::ApiTls> tls;
+    for (int attempt = 1;; ++attempt) {
+      tls = grpcapi::loadApiTls(client, to);
+      if (tls.ok() || tls.status().code() != absl::StatusCode::kUnavailable || attempt == 6) break;
+      log.warn("cannot load the gRPC API's key pair yet; retrying",
+               {{"error", std::string(tls.status().message())}, {"attempt", attempt}});
+      std::this_thread::sleep_for(std::chrono::seconds(2 * attempt));
+    }
+    if (!tls.ok()) {
+      log.error("cannot load the gRPC API's key pair", {{"error", std::string(tls.status().message())}});
+      return 1;
+    }
+    if (tls->generatedAtStart)
+      log.warn(
+          "gRPC API uses a self-signed certificate generated at start (development only); give "
+          "--grpc-tls-secret or --grpc-tls-cert-file/--grpc-tls-key-file in production");
+    apiTls = std::move(*tls);
+    options.testApi.caPem = apiTls.caPem;
+  }
   std::shared_ptr<runtime::Informer> patchInformer;
   auto setup = setupOperator(manager, client, clock, random, metrics, log, options, &patchInformer);
   if (!setup.ok()) {
@@ -128,7 +187,7 @@ int main(int argc, char** argv) {
   // The gRPC API reads the Patch cache and runs on every replica.
   std::unique_ptr<grpcapi::Authenticator> authenticator;
   std::unique_ptr<grpcapi::PatchgateApi> api;
-  if (absl::GetFlag(FLAGS_grpc_bind_address) != "0") {
+  if (apiEnabled) {
     authenticator = std::make_unique<grpcapi::Authenticator>(client, clock);
     api = std::make_unique<grpcapi::PatchgateApi>(patchInformer->store(), client, *authenticator, clock);
     auto* apiPtr = api.get();
@@ -138,8 +197,7 @@ int main(int argc, char** argv) {
         [apiPtr](const runtime::Object&) { apiPtr->notify(); }});
     grpcapi::ServerOptions so;
     so.bindAddress = absl::GetFlag(FLAGS_grpc_bind_address);
-    so.certFile = absl::GetFlag(FLAGS_grpc_tls_cert_file);
-    so.keyFile = absl::GetFlag(FLAGS_grpc_tls_key_file);
+    so.keyPair = apiTls.keyPair;
     auto server = grpcapi::GrpcServer::create(so, *api, log.withName("grpc"));
     if (!server.ok()) {
       log.error("cannot serve the gRPC API", {{"error", std::string(server.status().message())}});
@@ -169,9 +227,7 @@ int main(int argc, char** argv) {
   std::jthread electorThread;
   if (absl::GetFlag(FLAGS_leader_elect)) {
     runtime::LeaderElectionConfig le;
-    le.leaseNamespace = absl::GetFlag(FLAGS_leader_election_namespace).empty()
-                            ? config->defaultNamespace
-                            : absl::GetFlag(FLAGS_leader_election_namespace);
+    le.leaseNamespace = operatorNamespace;
     le.leaseName = absl::GetFlag(FLAGS_leader_election_id);
     le.identity = identity;
     metrics.leaderElection(le.leaseName, false);

@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/random.h"
+#include "controllers/patch/reconciler.h"
 #include "kube/client.h"
 #include "metrics/metrics.h"
 #include "runtime/informer.h"
@@ -17,7 +18,7 @@ struct OperatorOptions {
   int workers = 2;
   std::string watchNamespaces;  // comma-separated; empty = all
   std::string identity;
-  std::string testApiAddress;  // PatchReconcilerOptions::testApiAddress
+  controllers::patch::PatchReconcilerOptions::TestApi testApi;
 };
 
 // Adds the informers and controllers of the operator to `manager`, with their

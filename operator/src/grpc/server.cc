@@ -2,14 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -32,60 +26,7 @@ std::string authorization(const grpc::ServerContext* ctx) {
   return std::string(it->second.data(), it->second.size());
 }
 
-absl::StatusOr<std::string> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string bioString(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, static_cast<size_t>(n));
-}
-
 }  // namespace
-
-absl::StatusOr<KeyPair> generateSelfSigned(const std::string& commonName) {
-  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> pctx(EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nullptr),
-                                                                   EVP_PKEY_CTX_free);
-  EVP_PKEY* rawKey = nullptr;
-  if (!pctx || EVP_PKEY_keygen_init(pctx.get()) <= 0 ||
-      EVP_PKEY_CTX_set_ec_paramgen_curve_nid(pctx.get(), NID_X9_62_prime256v1) <= 0 ||
-      EVP_PKEY_keygen(pctx.get(), &rawKey) <= 0)
-    return absl::InternalError("cannot generate an EC key");
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(rawKey, EVP_PKEY_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(
-      X509_get_serialNumber(cert.get()),
-      static_cast<long>(std::chrono::system_clock::now().time_since_epoch().count() & 0x7fffffff));
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600);
-  X509_set_pubkey(cert.get(), key.get());
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(commonName.c_str()), -1, -1, 0);
-  X509_set_issuer_name(cert.get(), name);
-  X509V3_CTX v3;
-  X509V3_set_ctx_nodb(&v3);
-  X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
-  std::string san = absl::StrCat("DNS:", commonName, ",DNS:localhost,IP:127.0.0.1");
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san.c_str());
-  if (ext == nullptr) return absl::InternalError("cannot build the subjectAltName");
-  X509_add_ext(cert.get(), ext, -1);
-  X509_EXTENSION_free(ext);
-  if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) return absl::InternalError("cannot sign");
-
-  std::unique_ptr<BIO, decltype(&BIO_free)> cb(BIO_new(BIO_s_mem()), BIO_free),
-      kb(BIO_new(BIO_s_mem()), BIO_free);
-  if (!PEM_write_bio_X509(cb.get(), cert.get()) ||
-      !PEM_write_bio_PrivateKey(kb.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr))
-    return absl::InternalError("cannot write PEM");
-  return KeyPair{bioString(cb.get()), bioString(kb.get())};
-}
 
 // The gRPC adapter: metadata in, absl::Status mapped out. Synchronous API:
 // each call (a watch included) holds one thread of gRPC's pool, which is
@@ -137,25 +78,10 @@ GrpcServer::~GrpcServer() {
 
 absl::StatusOr<std::shared_ptr<GrpcServer>> GrpcServer::create(const ServerOptions& options,
                                                                PatchgateApi& api, const Logger& log) {
-  if (options.certFile.empty() != options.keyFile.empty())
-    return absl::InvalidArgumentError("--grpc-tls-cert-file and --grpc-tls-key-file go together");
-  KeyPair pair;
-  if (options.certFile.empty()) {
-    auto generated = generateSelfSigned("patchgate-operator");
-    if (!generated.ok()) return generated.status();
-    pair = std::move(*generated);
-    log.warn(
-        "gRPC API uses a self-signed certificate generated at start (development only); "
-        "give --grpc-tls-cert-file/--grpc-tls-key-file in production");
-  } else {
-    auto cert = readFile(options.certFile);
-    if (!cert.ok()) return cert.status();
-    auto key = readFile(options.keyFile);
-    if (!key.ok()) return key.status();
-    pair = KeyPair{std::move(*cert), std::move(*key)};
-  }
+  if (options.keyPair.certPem.empty() || options.keyPair.keyPem.empty())
+    return absl::InvalidArgumentError("the gRPC API needs a certificate and key");
   grpc::SslServerCredentialsOptions ssl;
-  ssl.pem_key_cert_pairs.push_back({pair.keyPem, pair.certPem});
+  ssl.pem_key_cert_pairs.push_back({options.keyPair.keyPem, options.keyPair.certPem});
   std::shared_ptr<GrpcServer> server(new GrpcServer(api, log));
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default on Linux: two processes could then

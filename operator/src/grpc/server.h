@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "common/logging.h"
 #include "grpc/api.h"
+#include "grpc/tls.h"
 #include "runtime/manager.h"
 
 namespace grpc {
@@ -18,19 +19,8 @@ namespace patchgate::grpcapi {
 
 struct ServerOptions {
   std::string bindAddress = "0.0.0.0:9443";  // port 0 picks a free one
-  // PEM files (e.g. a mounted kubernetes.io/tls Secret). Both empty: a
-  // self-signed certificate is generated at start (development only).
-  std::string certFile;
-  std::string keyFile;
+  KeyPair keyPair;                            // see grpc/tls.h
 };
-
-// A key and self-signed certificate (EC P-256, 1 year, SANs localhost and
-// 127.0.0.1), as PEM.
-struct KeyPair {
-  std::string certPem;
-  std::string keyPem;
-};
-absl::StatusOr<KeyPair> generateSelfSigned(const std::string& commonName);
 
 // A Runnable: binds in create() (so a bad address fails at start), serves
 // until stop is requested, then ends open watches and shuts down with a short

@@ -115,13 +115,18 @@ class PatchReconcilerTest : public ::testing::Test {
     }
   }
 
-  // Drives a Patch to Verifying: provisioned, tests passed, promoted.
-  void driveToVerifying(const std::string& name) {
+  // Drives a Patch to Testing, up to the creation of its first test Job.
+  void driveToTestJob(const std::string& name) {
     reconcileUntil(name, api::v1alpha1::phase::kProvisioning);
     ASSERT_TRUE(reconcile(name).ok());  // creates the copy
     markHealthy(res::kDeployment, envNamespace(name), "checkout");
     reconcileUntil(name, api::v1alpha1::phase::kTesting);
     ASSERT_TRUE(reconcile(name).ok());  // creates the Job
+  }
+
+  // Drives a Patch to Verifying: provisioned, tests passed, promoted.
+  void driveToVerifying(const std::string& name) {
+    driveToTestJob(name);
     completeJobs(envNamespace(name));
     reconcileUntil(name, api::v1alpha1::phase::kVerifying);
   }
@@ -131,29 +136,107 @@ class PatchReconcilerTest : public ::testing::Test {
   runtime::Store store_;
   RecordingRecorder recorder_;
   PatchReconciler reconciler_;
+  // Reconciles with other options from here on.
+  void useOptions(PatchReconcilerOptions options) {
+    custom_ = std::make_unique<PatchReconciler>(client_, store_, recorder_, clock_, nullptr, std::move(options));
+    active_ = custom_.get();
+  }
+  std::unique_ptr<PatchReconciler> custom_;
   PatchReconciler* active_ = nullptr;  // another reconciler (other options) when set
 };
 
-TEST_F(PatchReconcilerTest, WithAnApiAddressTestPodsGetItAndAToken) {
+// The value of env var `name` in the first container of a Job, or "".
+std::string jobEnv(const Json& job, const std::string& name) {
+  for (const auto& e : jsonAt(job, "/spec/template/spec/containers/0/env"))
+    if (e.value("name", "") == name) return e.value("value", "");
+  return "";
+}
+
+// The egress rules of the environment's NetworkPolicy that are not the
+// built-in ones (the environment itself, DNS).
+std::vector<Json> extraEgress(const Json& netpol) {
+  std::vector<Json> out;
+  for (const auto& rule : jsonAt(netpol, "/spec/egress"))
+    if (jsonAt(rule, "/to/0/podSelector") != Json::object() &&
+        jsonString(rule, "/to/0/namespaceSelector/matchLabels/kubernetes.io~1metadata.name") != "kube-system")
+      out.push_back(rule);
+  return out;
+}
+
+TEST_F(PatchReconcilerTest, WithTheApiServiceTestPodsCanReportResults) {
+  client_.seed(res::kService,
+               {{"apiVersion", "v1"}, {"kind", "Service"},
+                {"metadata", {{"name", "patchgate-api"}, {"namespace", "patchgate-system"}}},
+                {"spec", {{"clusterIP", "10.96.0.42"},
+                          {"selector", {{"app.kubernetes.io/name", "patchgate"}}},
+                          {"ports", {{{"name", "metrics"}, {"port", 8080}},
+                                     {{"name", "grpc"}, {"port", 9443}, {"targetPort", "api"}}}}}}});
   PatchReconcilerOptions options;
-  options.testApiAddress = "patchgate.patchgate-system.svc:9443";
-  PatchReconciler withApi(client_, store_, recorder_, clock_, nullptr, options);
-  active_ = &withApi;
+  options.testApi.serviceNamespace = "patchgate-system";
+  options.testApi.serviceName = "patchgate-api";
+  options.testApi.caPem = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n";
+  useOptions(options);
   createPatch("fix");
-  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
-  ASSERT_TRUE(reconcile("fix").ok());
-  markHealthy(res::kDeployment, envNamespace("fix"), "checkout");
-  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
-  ASSERT_TRUE(reconcile("fix").ok());  // creates the Job
-  Json job = client_.object(res::kJob, envNamespace("fix"), "pgt-smoke-1");
+  driveToTestJob("fix");
+  std::string env = envNamespace("fix");
+
+  // Address without DNS, the name on the certificate, the CA, a token.
+  Json job = client_.object(res::kJob, env, "pgt-smoke-1");
   ASSERT_FALSE(job.is_null());
   const Json& pod = job["spec"]["template"]["spec"];
   EXPECT_EQ(pod["automountServiceAccountToken"], true);
-  bool found = false;
-  for (const auto& e : pod["containers"][0]["env"])
-    if (e["name"] == "PATCHGATE_API_ADDRESS") found = e["value"] == "patchgate.patchgate-system.svc:9443";
-  EXPECT_TRUE(found) << pod.dump();
-  active_ = nullptr;
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "10.96.0.42:9443");
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_SERVER_NAME"), "patchgate-api.patchgate-system.svc");
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_CA_FILE"), "/var/run/patchgate/api/ca.crt");
+  EXPECT_EQ(pod["volumes"][0]["configMap"]["name"], "patchgate-api-ca") << pod.dump();
+  EXPECT_EQ(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/var/run/patchgate/api");
+  EXPECT_EQ(client_.object(res::kConfigMap, env, "patchgate-api-ca")["data"]["ca.crt"], options.testApi.caPem);
+
+  // The environment may reach the API's pods on the API port, nothing more.
+  auto egress = extraEgress(client_.object(res::kNetworkPolicy, env, "patchgate-isolation"));
+  ASSERT_EQ(egress.size(), 1u);
+  EXPECT_EQ(egress[0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "patchgate");
+  EXPECT_EQ(egress[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "patchgate-system");
+  EXPECT_EQ(egress[0]["ports"][0]["port"], "api");
+}
+
+TEST_F(PatchReconcilerTest, WithAFixedApiAddressTestPodsGetItAndAToken) {
+  PatchReconcilerOptions options;
+  options.testApi.address = "10.0.0.1:9443";
+  options.testApi.serverName = "patchgate-operator";
+  options.testApi.caPem = "ca";
+  useOptions(options);
+  createPatch("fix");
+  driveToTestJob("fix");
+  std::string env = envNamespace("fix");
+  Json job = client_.object(res::kJob, env, "pgt-smoke-1");
+  EXPECT_EQ(job["spec"]["template"]["spec"]["automountServiceAccountToken"], true);
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "10.0.0.1:9443");
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_SERVER_NAME"), "patchgate-operator");
+  auto egress = extraEgress(client_.object(res::kNetworkPolicy, env, "patchgate-isolation"));
+  ASSERT_EQ(egress.size(), 1u);
+  EXPECT_EQ(egress[0]["to"][0]["ipBlock"]["cidr"], "10.0.0.1/32");
+  EXPECT_EQ(egress[0]["ports"][0]["port"], 9443);
+}
+
+TEST_F(PatchReconcilerTest, AMissingApiServiceLetsTestsRunWithoutTheApiAndSaysSo) {
+  PatchReconcilerOptions options;
+  options.testApi.serviceNamespace = "patchgate-system";
+  options.testApi.serviceName = "patchgate-api";  // never created
+  useOptions(options);
+  createPatch("fix");
+  driveToTestJob("fix");
+  std::string env = envNamespace("fix");
+  Json job = client_.object(res::kJob, env, "pgt-smoke-1");
+  ASSERT_FALSE(job.is_null());
+  EXPECT_EQ(job["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "");
+  EXPECT_TRUE(recorder_.has("TestApiUnavailable"));
+  EXPECT_TRUE(extraEgress(client_.object(res::kNetworkPolicy, env, "patchgate-isolation")).empty());
+  // The tests still decide: the Patch goes on.
+  completeJobs(env);
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
 }
 
 TEST_F(PatchReconcilerTest, GoodPatchIsTestedPromotedVerifiedAndCleanedUp) {

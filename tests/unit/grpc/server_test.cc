@@ -1,4 +1,4 @@
-// The server adapter over a loopback socket: TLS from files, the
+// The server adapter over a loopback socket: TLS, the
 // authorization metadata reaching the API, status codes mapped 1:1, and a
 // taken port failing at start.
 #include "grpc/server.h"
@@ -6,9 +6,6 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "fakes/fake_client.h"
@@ -19,29 +16,6 @@
 namespace patchgate::grpcapi {
 namespace {
 
-class TempFile {
- public:
-  explicit TempFile(const std::string& content) {
-    char name[] = "/tmp/pg-grpc-test-XXXXXX";
-    int fd = mkstemp(name);
-    close(fd);
-    path_ = name;
-    std::ofstream(path_) << content;
-  }
-  ~TempFile() { std::filesystem::remove(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-TEST(GenerateSelfSigned, GivesACertificateAndKeyAsPem) {
-  auto pair = generateSelfSigned("patchgate-operator");
-  ASSERT_TRUE(pair.ok()) << pair.status();
-  EXPECT_NE(pair->certPem.find("BEGIN CERTIFICATE"), std::string::npos);
-  EXPECT_NE(pair->keyPem.find("PRIVATE KEY"), std::string::npos);
-}
-
 TEST(GrpcServer, ServesOverTlsAndMapsStatusCodes) {
   testing::FakeClock clock;
   testing::FakeClient client(clock);
@@ -50,9 +24,8 @@ TEST(GrpcServer, ServesOverTlsAndMapsStatusCodes) {
   PatchgateApi api(store, client, auth, clock);
   auto pair = generateSelfSigned("localhost");
   ASSERT_TRUE(pair.ok());
-  TempFile cert(pair->certPem), key(pair->keyPem);
 
-  auto server = GrpcServer::create({"127.0.0.1:0", cert.path(), key.path()}, api, testing::quietLogger());
+  auto server = GrpcServer::create({"127.0.0.1:0", *pair}, api, testing::quietLogger());
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_GT((*server)->port(), 0);
   std::stop_source stop;
@@ -91,22 +64,21 @@ TEST(GrpcServer, ServesOverTlsAndMapsStatusCodes) {
 
   // The port is taken: a second server fails at start, not silently.
   auto second =
-      GrpcServer::create({"127.0.0.1:" + std::to_string((*server)->port()), cert.path(), key.path()}, api,
-                         testing::quietLogger());
+      GrpcServer::create({"127.0.0.1:" + std::to_string((*server)->port()), *pair}, api, testing::quietLogger());
   EXPECT_FALSE(second.ok());
 
   stop.request_stop();
   runner.join();
 }
 
-TEST(GrpcServer, CertAndKeyGoTogether) {
+TEST(GrpcServer, NeedsACertificateAndKey) {
   testing::FakeClient client;
   testing::FakeClock clock;
   runtime::Store store;
   Authenticator auth(client, clock);
   PatchgateApi api(store, client, auth, clock);
   EXPECT_EQ(
-      GrpcServer::create({"127.0.0.1:0", "/tmp/cert.pem", ""}, api, testing::quietLogger()).status().code(),
+      GrpcServer::create({"127.0.0.1:0", KeyPair{"cert", ""}}, api, testing::quietLogger()).status().code(),
       absl::StatusCode::kInvalidArgument);
 }
 

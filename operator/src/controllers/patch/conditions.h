@@ -35,6 +35,7 @@ inline constexpr char kTestsRunning[] = "TestsRunning";
 inline constexpr char kTestPassed[] = "TestPassed";
 inline constexpr char kTestFailed[] = "TestFailed";
 inline constexpr char kTestRetried[] = "TestRetried";
+inline constexpr char kTestApiUnavailable[] = "TestApiUnavailable";
 inline constexpr char kTestsPassed[] = "TestsPassed";
 inline constexpr char kTestsSkipped[] = "TestsSkipped";
 inline constexpr char kAwaitingApproval[] = "AwaitingApproval";

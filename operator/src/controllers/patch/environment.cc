@@ -14,15 +14,6 @@ using runtime::Action;
 
 namespace {
 
-// Creates `obj` unless it exists. An existing object is left as it is: it was
-// made by an earlier pass of this same step (names are deterministic).
-absl::Status ensure(kube::Client& client, const kube::ResourceType& rt, const std::string& ns,
-                    const Json& obj) {
-  auto r = client.create(rt, ns, obj);
-  if (r.ok() || kube::isAlreadyExists(r.status())) return absl::OkStatus();
-  return r.status();
-}
-
 // A copy of a production object for the environment: same name, data and
 // labels; none of the server-owned metadata.
 Json copyMeta(const Json& src, const std::string& envNs, const Json& owned) {
@@ -96,7 +87,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
                {"metadata", {{"name", envNs}, {"labels", labels},
                              {"annotations", {{v1::kAnnotationTicket, p.spec.ticket},
                                               {"patchgate.dev/source-namespace", p.ns}}}}}};
-    if (auto s = ensure(client_, kube::resources::kNamespace, "", ns); !s.ok()) return s;
+    if (auto s = ensureCreated(client_, kube::resources::kNamespace, "", ns); !s.ok()) return s;
     metrics_->environmentCreated();
     recorder_.event(p.patch, runtime::EventType::kNormal, reason::kProvisioning, "Provision",
                     absl::StrCat("created test environment namespace ", envNs));
@@ -104,13 +95,14 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
   }
 
   // 2. Guard rails: a quota and a NetworkPolicy that admits traffic only from
-  // inside the environment and lets it reach only itself and DNS.
+  // inside the environment and lets it reach only itself, DNS and (when test
+  // pods report results) the operator's API.
   Json quota = {{"apiVersion", "v1"}, {"kind", "ResourceQuota"},
                 {"metadata", {{"name", "patchgate-environment"}, {"labels", owned}}},
                 {"spec", {{"hard", {{"pods", "50"}, {"services", "20"}, {"configmaps", "50"},
                                     {"secrets", "50"}, {"count/jobs.batch", "50"},
                                     {"services.loadbalancers", "0"}, {"services.nodeports", "0"}}}}}};
-  if (auto s = ensure(client_, kube::resources::kResourceQuota, envNs, quota); !s.ok()) return s;
+  if (auto s = ensureCreated(client_, kube::resources::kResourceQuota, envNs, quota); !s.ok()) return s;
   Json netpol = {
       {"apiVersion", "networking.k8s.io/v1"}, {"kind", "NetworkPolicy"},
       {"metadata", {{"name", "patchgate-isolation"}, {"labels", owned}}},
@@ -124,7 +116,12 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
                                              {{"matchLabels", {{"kubernetes.io/metadata.name", "kube-system"}}}}}}})},
                        {"ports", Json::array({{{"protocol", "UDP"}, {"port", 53}},
                                               {{"protocol", "TCP"}, {"port", 53}}})}}})}}}};
-  if (auto s = ensure(client_, kube::resources::kNetworkPolicy, envNs, netpol); !s.ok()) return s;
+  // Test pods that report results must reach the operator's API.
+  if (options_.testApi.enabled()) {
+    auto api = testApiEndpoint();
+    if (api.ok() && !api->egress.is_null()) netpol["spec"]["egress"].push_back(api->egress);
+  }
+  if (auto s = ensureCreated(client_, kube::resources::kNetworkPolicy, envNs, netpol); !s.ok()) return s;
 
   // 3. The target with the change applied, from a fresh server-side dry run
   // against production: the tests prove this exact spec on this exact base.
@@ -179,7 +176,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
         src = client_.patch(rt, p.ns, name, req->type, req->body, dry);
         if (!src.ok()) return src.status();
       }
-      return ensure(client_, rt, envNs, copyObject(*src, envNs, owned));
+      return ensureCreated(client_, rt, envNs, copyObject(*src, envNs, owned));
     };
     for (const auto& cm : refs.configMaps)
       if (auto s = copyConfig(kube::resources::kConfigMap, "ConfigMap", cm); !s.ok()) return s;
@@ -190,7 +187,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     if (!refs.serviceAccount.empty() && refs.serviceAccount != "default") {
       auto sa = client_.get(kube::resources::kServiceAccount, p.ns, refs.serviceAccount);
       if (sa.ok()) {
-        if (auto s = ensure(client_, kube::resources::kServiceAccount, envNs, copyObject(*sa, envNs, owned)); !s.ok())
+        if (auto s = ensureCreated(client_, kube::resources::kServiceAccount, envNs, copyObject(*sa, envNs, owned)); !s.ok())
           return s;
       }
     }
@@ -209,7 +206,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
       Json s2 = svc;
       s2["kind"] = "Service";
       s2["apiVersion"] = "v1";
-      if (auto s = ensure(client_, kube::resources::kService, envNs, copyObject(s2, envNs, owned)); !s.ok()) return s;
+      if (auto s = ensureCreated(client_, kube::resources::kService, envNs, copyObject(s2, envNs, owned)); !s.ok()) return s;
       serviceNames.push_back(jsonString(svc, "/metadata/name"));
     }
     p.status["environment"]["services"] = serviceNames;
@@ -231,7 +228,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
       }
       Json copy = copyObject(*src, envNs, owned);
       if (inc.kind == "Deployment" || inc.kind == "StatefulSet") copy["spec"]["replicas"] = 1;
-      if (auto s = ensure(client_, irt, envNs, copy); !s.ok()) return s;
+      if (auto s = ensureCreated(client_, irt, envNs, copy); !s.ok()) return s;
       if (inc.kind == "Deployment" || inc.kind == "StatefulSet") {
         for (const auto& cm : podReferences(copy["spec"]["template"]).configMaps)
           if (auto s = copyConfig(kube::resources::kConfigMap, "ConfigMap", cm); !s.ok()) return s;
@@ -243,7 +240,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     copy["kind"] = p.spec.target.kind;
     if (p.spec.target.kind != "DaemonSet") copy["spec"]["replicas"] = p.spec.envReplicas;
     copy["spec"]["template"]["metadata"]["labels"][v1::kLabelPatchUid] = p.uid;
-    if (auto s = ensure(client_, p.targetType, envNs, copy); !s.ok()) return s;
+    if (auto s = ensureCreated(client_, p.targetType, envNs, copy); !s.ok()) return s;
     return Action::requeue(options_.pollInterval);
   }
 

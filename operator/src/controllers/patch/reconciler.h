@@ -33,12 +33,27 @@ class PatchMetrics {
 struct PatchReconcilerOptions {
   std::chrono::seconds pollInterval{2};  // while waiting on pods, Jobs, rollouts
   int historyLimit = 50;                 // status.history entries kept
-  // Address of the operator's gRPC API as test pods reach it (e.g.
-  // "patchgate.patchgate-system.svc:9443"). When set, test pods get it as
-  // PATCHGATE_API_ADDRESS and their environment's default service-account
-  // token (automounted), so they can ReportTestResults; when empty, test pods
-  // get no token, as before.
-  std::string testApiAddress;
+  // How test pods reach the operator's gRPC API to ReportTestResults. When
+  // enabled, each test pod gets PATCHGATE_API_ADDRESS, PATCHGATE_API_SERVER_NAME
+  // (the name to verify the certificate against), PATCHGATE_API_CA_FILE (the
+  // ConfigMap patchgate-api-ca of its environment, mounted) and its
+  // environment's default service-account token (automounted); the
+  // environment's NetworkPolicy lets it reach the API. Disabled: test pods get
+  // no token and no API.
+  struct TestApi {
+    // The operator's API Service (in-cluster operator): test pods get its
+    // ClusterIP and port (no cluster DNS needed) and the server name
+    // "<name>.<namespace>.svc"; the NetworkPolicy admits the Service's pods.
+    std::string serviceNamespace;
+    std::string serviceName;
+    // Or a fixed "host:port" (an operator outside the cluster); server name:
+    // `serverName`, else the host. An IPv4 host is admitted by the
+    // NetworkPolicy as an ipBlock.
+    std::string address;
+    std::string serverName;
+    std::string caPem;  // what test pods trust (the API's CA or self-signed certificate)
+    bool enabled() const { return !serviceName.empty() || !address.empty(); }
+  } testApi;
 };
 
 // Index of the Patch store: "namespace/Kind/name" of each Patch's target.
@@ -81,6 +96,13 @@ class PatchReconciler final : public runtime::Reconciler {
   Step queue(Pass& p);
   Step provision(Pass& p);
   Step runTests(Pass& p);
+  // Where test pods reach the API (options_.testApi), resolving the Service.
+  struct TestApiEndpoint {
+    std::string address;     // host:port
+    std::string serverName;  // TLS name
+    Json egress;             // a NetworkPolicy egress rule to the API, or null
+  };
+  absl::StatusOr<TestApiEndpoint> testApiEndpoint();
   Step approve(Pass& p);
   Step promote(Pass& p);
   Step verify(Pass& p);

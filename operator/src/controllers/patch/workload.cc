@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "kube/errors.h"
 
 namespace patchgate::controllers::patch {
 
@@ -216,6 +217,13 @@ std::string describeDiff(const Json& before, const Json& after) {
     }
   }
   return out;
+}
+
+absl::Status ensureCreated(kube::Client& client, const kube::ResourceType& rt, const std::string& ns,
+                           const Json& obj) {
+  auto r = client.create(rt, ns, obj);
+  if (r.ok() || kube::isAlreadyExists(r.status())) return absl::OkStatus();
+  return r.status();
 }
 
 }  // namespace patchgate::controllers::patch

@@ -52,6 +52,11 @@ kube::PatchType patchTypeFromName(const std::string& name);
 // ConfigMap or Secret, by the kind named in a spec or a revision.
 const kube::ResourceType& configType(const std::string& kind);
 
+// Creates `obj` unless it exists. An existing object is left as it is: it was
+// made by an earlier pass of the same step (names are deterministic).
+absl::Status ensureCreated(kube::Client& client, const kube::ResourceType& rt, const std::string& ns,
+                           const Json& obj);
+
 // The request that applies a Patch's workload change, given the current
 // production object. `revisionTemplate` is the pod template of the revision
 // for rollbackTo. With `precondition`, the request fails with a conflict if
