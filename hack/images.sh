@@ -4,15 +4,18 @@
 #
 #   patchgate.dev/pause:3.10        pod sandbox ("pause") image: sleeps until TERM
 #   patchgate.dev/demo-app:1.0      tiny web app on :8080 (/healthz, /version, /)
-#   patchgate.dev/test-runner:1.0   busybox sh + wget, for test Jobs
+#   patchgate.dev/test-runner:1.0   busybox sh + wget, grpcurl and patchgate-report
+#                                   (reports results to the patchgate API), for test Jobs
 #
-# Each image is one layer: Debian's busybox-static plus a few scripts, put in an
+# Each image is one layer: Debian's busybox-static plus a few scripts (and, in
+# test-runner, grpcurl built by hack/build-tools.sh and our .proto), put in an
 # OCI layout with umoci and written as an OCI archive (a tar of the layout) that
 # `ctr -n k8s.io images import --base-name patchgate.dev/<image>` accepts.
 #
 # The archives are cached in $PATCHGATE_CACHE/images/<hash>/, where <hash> covers
-# everything that goes into them (this script, the busybox binary, umoci's
-# version), so a warm cache costs nothing and any change rebuilds.
+# everything that goes into them (this script, the busybox and grpcurl binaries,
+# the .proto, umoci's version), so a warm cache costs nothing and any change
+# rebuilds.
 #
 # Usage: hack/images.sh            builds if needed, prints the cache folder
 #        hack/images.sh --list     prints "<archive> <base-name>" per image
@@ -32,14 +35,18 @@ source "$HACK/versions.sh"
 
 IMAGES=(pause:3.10 demo-app:1.0 test-runner:1.0)
 BUSYBOX=/bin/busybox
+GRPCURL=$BIN_DIR/grpcurl
+PROTO=$HACK/../operator/proto/patchgate/v1/patchgate.proto
 
 for tool in umoci tar sha256sum; do
   command -v "$tool" >/dev/null || { echo "images: $tool missing; run hack/deps.sh" >&2; exit 1; }
 done
 [[ -x $BUSYBOX && $("$BUSYBOX" --list) == *wget* ]] ||
   { echo "images: $BUSYBOX (Debian busybox-static) missing; run hack/deps.sh" >&2; exit 1; }
+[[ -x $GRPCURL ]] || { echo "images: $GRPCURL missing; run hack/build-tools.sh grpcurl" >&2; exit 1; }
 
-key=$( { sha256sum < "$0"; sha256sum < "$BUSYBOX"; umoci --version; } | sha256sum | cut -c1-16)
+key=$( { sha256sum < "$0"; sha256sum < "$BUSYBOX"; sha256sum < "$GRPCURL"; sha256sum < "$PROTO"
+         umoci --version; } | sha256sum | cut -c1-16)
 OUT=$PATCHGATE_CACHE/images/$key
 
 list() {
@@ -112,6 +119,43 @@ EOF
   chmod 755 "$1/app/start" "$1/app/handle"
 }
 
+# The test runner: grpcurl (a gRPC client that is not ours), the API's .proto,
+# and patchgate-report, which wraps the one call a test makes.
+write_test_runner() {
+  mkdir -p "$1/usr/share/patchgate/proto/patchgate/v1"
+  cp "$GRPCURL" "$1/bin/grpcurl"
+  cp "$PROTO" "$1/usr/share/patchgate/proto/patchgate/v1/patchgate.proto"
+  cat > "$1/bin/patchgate-report" <<'EOF'
+#!/bin/sh
+# patchgate-report [FILE]: reports this test's results to the patchgate API
+# (patchgate.v1.Patchgate/ReportTestResults) with grpcurl. FILE (default:
+# stdin) holds the suites as JSON, for example
+#   {"suites": [{"name": "smoke", "cases": [
+#     {"name": "healthz", "passed": true, "durationSeconds": 0.2, "output": "200 OK"}]}]}
+# The operator sets PATCHGATE_API_ADDRESS, PATCHGATE_API_SERVER_NAME,
+# PATCHGATE_API_CA_FILE, PATCHGATE_NAMESPACE, PATCHGATE_PATCH,
+# PATCHGATE_PATCH_NAMESPACE and PATCHGATE_TEST, and mounts the pod's
+# service-account token, which the API checks (TokenReview).
+set -e
+: "${PATCHGATE_API_ADDRESS:?is not set: the operator runs without --grpc-test-api-service (or -address)}"
+token_file=${PATCHGATE_TOKEN_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/token}
+[ -r "$token_file" ] || { echo "patchgate-report: no service-account token at $token_file" >&2; exit 1; }
+body=$(cat "${1:--}")
+rest=$(printf '%s' "$body" | sed '1s/^[[:space:]]*{//')
+case "$(printf '%s' "$rest" | tr -d ' \t\n')" in
+  "}"*) sep="" ;;
+  *) sep="," ;;
+esac
+printf '{"namespace":"%s","patch":"%s","patchNamespace":"%s","test":"%s"%s%s' \
+  "$PATCHGATE_NAMESPACE" "$PATCHGATE_PATCH" "$PATCHGATE_PATCH_NAMESPACE" "$PATCHGATE_TEST" "$sep" "$rest" |
+  grpcurl -cacert "$PATCHGATE_API_CA_FILE" -authority "$PATCHGATE_API_SERVER_NAME" \
+    -rpc-header "authorization: Bearer $(cat "$token_file")" \
+    -import-path /usr/share/patchgate/proto -proto patchgate/v1/patchgate.proto \
+    -d @ "$PATCHGATE_API_ADDRESS" patchgate.v1.Patchgate/ReportTestResults
+EOF
+  chmod 755 "$1/bin/patchgate-report"
+}
+
 # --- building ------------------------------------------------------------------
 
 # Makes a root filesystem with busybox and one symlink per applet.
@@ -141,7 +185,7 @@ build_one() { # name tag workdir
     demo-app) write_demo_app "$bundle/rootfs"
       cfg+=(--config.entrypoint /app/start --config.exposedports 8080/tcp
             --config.env VERSION=1.0 --config.env HEALTHY=true) ;;
-    test-runner) cfg+=(--config.cmd /bin/sh) ;;
+    test-runner) write_test_runner "$bundle/rootfs"; cfg+=(--config.cmd /bin/sh) ;;
   esac
   umoci repack --image "$layout:$tag" "$bundle"
   umoci config --image "$layout:$tag" "${cfg[@]}"

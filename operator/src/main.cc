@@ -174,6 +174,9 @@ int main(int argc, char** argv) {
       log.warn(
           "gRPC API uses a self-signed certificate generated at start (development only); give "
           "--grpc-tls-secret or --grpc-tls-cert-file/--grpc-tls-key-file in production");
+    if (tls->caFileMissing)
+      log.warn("no --grpc-tls-ca-file to read; test pods trust the serving certificate instead",
+               {{"file", absl::GetFlag(FLAGS_grpc_tls_ca_file)}});
     apiTls = std::move(*tls);
     options.testApi.caPem = apiTls.caPem;
   }

@@ -151,8 +151,9 @@ absl::StatusOr<ApiTls> loadApiTls(kube::Client& client, const ApiTlsOptions& opt
     tls.caPem = tls.keyPair.certPem;
   } else {
     auto ca = kube::readFile(options.caFile);
-    if (!ca.ok()) return ca.status();
-    tls.caPem = std::move(*ca);
+    // A Secret from a public CA may have no ca.crt: clients then use the chain.
+    tls.caFileMissing = !ca.ok();
+    tls.caPem = ca.ok() ? std::move(*ca) : tls.keyPair.certPem;
   }
   return tls;
 }

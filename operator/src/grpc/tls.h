@@ -47,6 +47,7 @@ struct ApiTls {
   KeyPair keyPair;
   std::string caPem;
   bool generatedAtStart = false;
+  bool caFileMissing = false;  // caFile unreadable: caPem is the certificate
 };
 absl::StatusOr<ApiTls> loadApiTls(kube::Client& client, const ApiTlsOptions& options);
 

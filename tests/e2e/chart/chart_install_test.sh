@@ -5,17 +5,25 @@
 #   WHEN  helm install puts it in patchgate-system (Pod Security "restricted")
 #   THEN  both replicas run with the chart's ServiceAccount (in-cluster config)
 #         and one of them holds the Lease;
-#   AND   a Patch goes from creation to Succeeded (promoted, verified);
+#   AND   a Patch goes from creation to Succeeded (promoted, verified), its
+#         test Job reporting structured results through the gRPC API
+#         (grpcurl, TLS with the operator's shared certificate, the pod's
+#         token) that land in status.testReports;
 #   WHEN  the leader pod crashes (SIGKILL: the Lease is not released)
-#   THEN  the other replica takes the Lease over and a second Patch completes;
+#   THEN  the other replica takes the Lease over and a second Patch completes,
+#         followed to its end by a pipeline Job (grpcurl WatchPatch with a
+#         service-account token allowed get/watch); calls without a token or
+#         without rights are refused (Unauthenticated, PermissionDenied);
 #   WHEN  helm upgrade changes a value (log level, workers)
 #   THEN  the pods roll to it and a leader is elected again;
 #   WHEN  helm uninstall
 #   THEN  the operator and its RBAC are gone, the CRDs and the Patches stay.
 # Usage: KUBECONFIG=<kubeconfig> tests/e2e/chart/chart_install_test.sh
-# Env: PATCHGATE_TEST_CLUSTER (default pg-e2e): the cluster to load the image into.
+# Env: PATCHGATE_TEST_CLUSTER (default pg-e2e): the cluster to load the image into;
+#      PATCHCTL: the patchctl binary (the change record).
 source "$(dirname "$0")/lib.sh"
 CLUSTER_NAME=${PATCHGATE_TEST_CLUSTER:-pg-e2e}
+PATCHCTL=${PATCHCTL:?set PATCHCTL to the patchctl binary}
 RELEASE=patchgate
 NS=patchgate-system
 FULL=patchgate               # the chart's fullname for release "patchgate"
@@ -77,6 +85,56 @@ good_patch() {
       "$REPO/deploy/examples/patch-good.yaml"
 }
 
+# deploy/examples/patch-reporting-tests.yaml, in our namespace, under name $1.
+reporting_patch() {
+  sed -e "s/namespace: shop/namespace: $APP_NS/" -e "s/name: fix-checkout-timeouts/name: $1/" \
+      -e 's/ttlSecondsAfterFinished: 60/ttlSecondsAfterFinished: 5/' \
+      "$REPO/deploy/examples/patch-reporting-tests.yaml"
+}
+# api_job NAME SERVICEACCOUNT|- METHOD JSON: a Job in $APP_NS that calls the
+# gRPC API with grpcurl (the test-runner image) through the API Service, as a
+# pipeline would: TLS verified with the CA a user copied from the operator's
+# Secret, the pod's service-account token as bearer token ("-": no token).
+api_job() {
+  local token='-rpc-header "authorization: Bearer $(cat /var/run/secrets/kubernetes.io/serviceaccount/token)"'
+  local sa=$2 mount=true
+  [[ $sa == - ]] && { token=""; sa=default; mount=false; }
+  k apply -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata: {name: $1, namespace: $APP_NS}
+spec:
+  backoffLimit: 0
+  activeDeadlineSeconds: 300
+  template:
+    spec:
+      restartPolicy: Never
+      serviceAccountName: $sa
+      automountServiceAccountToken: $mount
+      containers:
+      - name: grpcurl
+        image: patchgate.dev/test-runner:1.0
+        imagePullPolicy: IfNotPresent
+        command: [/bin/sh, -c]
+        args:
+        - |
+          grpcurl -cacert /ca/ca.crt -authority $FULL-api.$NS.svc $token \
+            -import-path /usr/share/patchgate/proto -proto patchgate/v1/patchgate.proto \
+            -d '$4' $API_ADDRESS patchgate.v1.Patchgate/$3
+        volumeMounts: [{name: ca, mountPath: /ca}]
+      volumes: [{name: ca, configMap: {name: patchgate-api-ca}}]
+EOF
+}
+job_result() { # name timeout -> Complete|Failed
+  local deadline=$(( $(date +%s) + $2 )) c
+  while (( $(date +%s) < deadline )); do
+    c=$(k get job -n "$APP_NS" "$1" -o jsonpath='{.status.conditions[?(@.status=="True")].type}' 2>/dev/null || true)
+    case " $c " in *" Complete "*) echo Complete; return 0 ;; *" Failed "*) echo Failed; return 0 ;; esac
+    sleep 1
+  done
+  fail "Job $1 did not finish within $2s"
+}
+
 say "GIVEN the operator image, built from the Dockerfile without Docker"
 t=$(date +%s)
 ARCHIVE=$("$REPO/hack/image.sh") || fail "hack/image.sh failed"
@@ -104,16 +162,27 @@ done
 LEADER=$(wait_leader 60) || exit 1
 say "   leader: $LEADER (Lease holder $(leader)); both use the in-cluster service account"
 
-say "AND a Patch goes from creation to Succeeded"
+say "   the gRPC API's key pair: made once by the operator, in Secret $FULL-api-tls"
+k get secret -n "$NS" "$FULL-api-tls" -o jsonpath='{.type}' | grep -qx kubernetes.io/tls ||
+  fail "no kubernetes.io/tls Secret $FULL-api-tls"
+API_ADDRESS=$(k get svc -n "$NS" "$FULL-api" -o jsonpath='{.spec.clusterIP}:{.spec.ports[0].port}')
+
+say "AND a Patch goes from creation to Succeeded, its test reporting results through the API"
 k create namespace "$APP_NS" >/dev/null
 k apply -n "$APP_NS" -f "$REPO/deploy/examples/checkout-app.yaml" >/dev/null
 k rollout status -n "$APP_NS" deploy/checkout --timeout=120s >/dev/null || fail "the demo app did not start"
 t=$(date +%s)
-good_patch fix-one v2 | k apply -f - >/dev/null
+reporting_patch fix-one | k apply -f - >/dev/null
 wait_phase fix-one 300
 [[ $(k get deploy -n "$APP_NS" checkout -o jsonpath='{.spec.template.spec.containers[0].env[0].value}') == v2 ]] ||
   fail "production does not run v2"
 say "   fix-one Succeeded in $(( $(date +%s) - t ))s; production runs v2 ($(k get patch -n "$APP_NS" fix-one -o jsonpath='{.status.tests[0].message}'))"
+report=$(k get patch -n "$APP_NS" fix-one -o jsonpath='{.status.testReports.smoke[0].name} {.status.testReports.smoke[0].cases[*].name} {.status.testReports.smoke[0].cases[*].passed}')
+[[ $report == "checkout-http version healthz true true" ]] ||
+  fail "status.testReports.smoke is not what the test Job reported: '$report'"
+"$PATCHCTL" report -n "$APP_NS" fix-one > "$WORK/record.md" || fail "patchctl report fix-one"
+grep -q "checkout-http" "$WORK/record.md" || { cat "$WORK/record.md" >&2; fail "the change record lacks the reported suite"; }
+say "   the test Job reported suite checkout-http (cases version, healthz: passed) through the API; it is in status.testReports"
 
 # SIGKILL the leader's container through the node's containerd (a crash: the
 # Lease is not released, so the standby must wait for it to expire), then
@@ -138,9 +207,29 @@ NEW=$(wait_leader 90 "$LEADER") || exit 1
 say "THEN $NEW took the Lease over after $(( $(date +%s) - t ))s"
 t=$(date +%s)
 good_patch fix-two v3 | k apply -f - >/dev/null
+# A pipeline waits on it through the API: a ServiceAccount allowed get/watch
+# on Patches, the CA copied from the operator's Secret.
+k get secret -n "$NS" "$FULL-api-tls" -o jsonpath='{.data.ca\.crt}' | base64 -d > "$WORK/ca.crt"
+k create configmap -n "$APP_NS" patchgate-api-ca --from-file=ca.crt="$WORK/ca.crt" >/dev/null
+k create serviceaccount -n "$APP_NS" pipeline >/dev/null
+k create serviceaccount -n "$APP_NS" nobody >/dev/null
+k create role -n "$APP_NS" patch-watcher --verb=get,watch --resource=patches.patchgate.dev >/dev/null
+k create rolebinding -n "$APP_NS" pipeline-watches --role=patch-watcher --serviceaccount="$APP_NS:pipeline" >/dev/null
+api_job watch-fix-two pipeline WatchPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}"
+api_job no-token - GetPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}"
+api_job no-rights nobody GetPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}"
 wait_phase fix-two 300
 say "   AND a second Patch, fix-two, Succeeded in $(( $(date +%s) - t ))s under the new leader"
 k get patch -n "$APP_NS" fix-two -o jsonpath='{.status.history}' | grep -q Succeeded || fail "no Succeeded entry in fix-two's history"
+[[ $(job_result watch-fix-two 120) == Complete ]] || { k logs -n "$APP_NS" job/watch-fix-two >&2; fail "the WatchPatch Job failed"; }
+k logs -n "$APP_NS" job/watch-fix-two > "$WORK/watch.log"
+grep -q '"phase": "Succeeded"' "$WORK/watch.log" || { cat "$WORK/watch.log" >&2; fail "the watch did not end on Succeeded"; }
+say "   AND the pipeline Job's WatchPatch (grpcurl, in-cluster) followed it to Succeeded: $(grep -c '^  "type"' "$WORK/watch.log") event(s)"
+[[ $(job_result no-token 60) == Failed ]] || fail "a call without a token succeeded"
+k logs -n "$APP_NS" job/no-token | grep -q "Code: Unauthenticated" || { k logs -n "$APP_NS" job/no-token >&2; fail "no token: expected Unauthenticated"; }
+[[ $(job_result no-rights 60) == Failed ]] || fail "a call without rights succeeded"
+k logs -n "$APP_NS" job/no-rights | grep -q "Code: PermissionDenied" || { k logs -n "$APP_NS" job/no-rights >&2; fail "no rights: expected PermissionDenied"; }
+say "   AND without a token: Unauthenticated; a ServiceAccount without rights: PermissionDenied"
 
 say "WHEN helm upgrade changes values (logLevel=debug, workers=3)"
 t=$(date +%s)

@@ -120,6 +120,9 @@ allowed_for_environments() {
   expect_can yes get leases.coordination.k8s.io/patchgate-operator -n "$NS"
   expect_can yes update leases.coordination.k8s.io/patchgate-operator -n "$NS"
   expect_can yes create leases.coordination.k8s.io -n "$NS"
+  # The gRPC API: its own key pair and Service.
+  expect_can yes get "secrets/$FULL-api-tls" -n "$NS"
+  expect_can yes get "services/$FULL-api" -n "$NS"
 }
 # Never, in any mode.
 refused_always() {
@@ -168,6 +171,7 @@ refused_outside_prod() {
   expect_can no list patches.patchgate.dev -A
   expect_can no create controllerrevisions.apps -n "$OTHER"
   expect_can no get secrets -n kube-system
+  expect_can no get secrets/other -n "$NS"   # only the API's key pair in its own namespace
 }
 allowed_in_prod
 allowed_for_environments

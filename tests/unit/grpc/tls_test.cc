@@ -159,6 +159,13 @@ TEST(LoadApiTls, PrefersFilesThenTheSecretThenGenerates) {
   EXPECT_EQ(fromFiles->keyPair.certPem, generated->keyPair.certPem);
   EXPECT_NE(fromFiles->caPem.find("our CA"), std::string::npos);
 
+  EXPECT_FALSE(fromFiles->caFileMissing);
+  files.caFile = (dir / "no-ca.crt").string();  // e.g. a Secret without ca.crt
+  auto noCa = loadApiTls(client, files);
+  ASSERT_TRUE(noCa.ok()) << noCa.status();
+  EXPECT_TRUE(noCa->caFileMissing);
+  EXPECT_EQ(noCa->caPem, generated->keyPair.certPem);
+
   files.keyFile.clear();
   EXPECT_EQ(loadApiTls(client, files).status().code(), absl::StatusCode::kInvalidArgument);
   std::filesystem::remove_all(dir);
