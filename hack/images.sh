@@ -137,19 +137,24 @@ write_test_runner() {
 # PATCHGATE_PATCH_NAMESPACE and PATCHGATE_TEST, and mounts the pod's
 # service-account token, which the API checks (TokenReview).
 set -e
-: "${PATCHGATE_API_ADDRESS:?is not set: the operator runs without --grpc-test-api-service (or -address)}"
+: "${PATCHGATE_API_ADDRESS:?is not set: the operator gives test pods no API (see --grpc-test-pods)}"
 token_file=${PATCHGATE_TOKEN_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/token}
 [ -r "$token_file" ] || { echo "patchgate-report: no service-account token at $token_file" >&2; exit 1; }
-body=$(cat "${1:--}")
-rest=$(printf '%s' "$body" | sed '1s/^[[:space:]]*{//')
-case "$(printf '%s' "$rest" | tr -d ' \t\n')" in
+# One line, then the object's opening brace off: the request's fields go first.
+body=$(cat "${1:--}" | tr '\n\t' '  ')
+rest=$(printf '%s' "$body" | sed 's/^ *{//')
+[ "$rest" != "$body" ] || { echo "patchgate-report: the input is not a JSON object: ${body:-(empty)}" >&2; exit 2; }
+case "$(printf '%s' "$rest" | tr -d ' ')" in
   "}"*) sep="" ;;
   *) sep="," ;;
 esac
+# The token goes in through the environment (-expand-headers), not argv.
+PATCHGATE_BEARER=$(cat "$token_file")
+export PATCHGATE_BEARER
 printf '{"namespace":"%s","patch":"%s","patchNamespace":"%s","test":"%s"%s%s' \
   "$PATCHGATE_NAMESPACE" "$PATCHGATE_PATCH" "$PATCHGATE_PATCH_NAMESPACE" "$PATCHGATE_TEST" "$sep" "$rest" |
   grpcurl -cacert "$PATCHGATE_API_CA_FILE" -authority "$PATCHGATE_API_SERVER_NAME" \
-    -rpc-header "authorization: Bearer $(cat "$token_file")" \
+    -expand-headers -rpc-header 'authorization: Bearer ${PATCHGATE_BEARER}' \
     -import-path /usr/share/patchgate/proto -proto patchgate/v1/patchgate.proto \
     -d @ "$PATCHGATE_API_ADDRESS" patchgate.v1.Patchgate/ReportTestResults
 EOF

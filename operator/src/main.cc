@@ -46,11 +46,15 @@ ABSL_FLAG(std::string, grpc_tls_secret, "",
           "Without cert/key files: a kubernetes.io/tls Secret in the operator's namespace holding the API's key "
           "pair, created with a self-signed certificate when missing so that every replica serves the same one "
           "(default: none; a certificate is generated at start, for development)");
-ABSL_FLAG(std::string, grpc_test_api_service, "",
-          "The API's Service (NAME, or NAMESPACE/NAME; default namespace the operator's): test pods get its "
-          "ClusterIP and port, the CA and a service-account token, so they can report results");
+ABSL_FLAG(std::string, grpc_service, "",
+          "The API's Service, NAME or NAMESPACE/NAME (default namespace: the operator's): its DNS names go on a "
+          "certificate the operator makes, and test pods reach the API through its ClusterIP");
+ABSL_FLAG(bool, grpc_test_pods, true,
+          "Give test pods the API (address, CA, a service-account token) so they can report results; needs "
+          "--grpc-service or --grpc-test-api-address");
 ABSL_FLAG(std::string, grpc_test_api_address, "",
-          "Instead of a Service: the host:port at which test pods reach the API (an operator outside the cluster)");
+          "Without --grpc-service: the HOST:PORT ([V6]:PORT) at which test pods reach the API (an operator "
+          "outside the cluster; an IP, so that the environments' NetworkPolicy can admit it)");
 ABSL_FLAG(std::string, grpc_test_api_server_name, "",
           "Name test pods verify the API's certificate against (default: SERVICE.NAMESPACE.svc, or the host)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
@@ -65,6 +69,67 @@ std::string defaultIdentity(patchgate::Random& random) {
   char suffix[16];
   std::snprintf(suffix, sizeof(suffix), "%06x", static_cast<unsigned>(random.uniform01() * 0xffffff));
   return absl::StrCat(host, "_", suffix);
+}
+
+// The API's key pair (files, the shared Secret, or generated) and what test
+// pods get (`testApi`), from the --grpc-* flags.
+absl::StatusOr<patchgate::grpcapi::ApiTls> configureApi(patchgate::kube::Client& client,
+                                                        const patchgate::Logger& log,
+                                                        const std::string& operatorNamespace,
+                                                        patchgate::controllers::patch::PatchReconcilerOptions::TestApi& testApi) {
+  using namespace patchgate;
+  std::string service = absl::GetFlag(FLAGS_grpc_service), serviceNs = operatorNamespace;
+  if (auto slash = service.find('/'); slash != std::string::npos) {
+    serviceNs = service.substr(0, slash);
+    service = service.substr(slash + 1);
+  }
+  if (absl::GetFlag(FLAGS_grpc_test_pods)) {
+    testApi.serviceNamespace = service.empty() ? "" : serviceNs;
+    testApi.serviceName = service;
+    testApi.address = absl::GetFlag(FLAGS_grpc_test_api_address);
+    testApi.serverName = absl::GetFlag(FLAGS_grpc_test_api_server_name);
+    auto warnings = controllers::patch::checkTestApi(testApi);
+    if (!warnings.ok()) return warnings.status();
+    for (const auto& w : *warnings) log.warn(w);
+  }
+
+  grpcapi::ApiTlsOptions to;
+  to.certFile = absl::GetFlag(FLAGS_grpc_tls_cert_file);
+  to.keyFile = absl::GetFlag(FLAGS_grpc_tls_key_file);
+  to.caFile = absl::GetFlag(FLAGS_grpc_tls_ca_file);
+  to.secretNamespace = operatorNamespace;
+  to.secretName = absl::GetFlag(FLAGS_grpc_tls_secret);
+  // The names clients verify: the Service's, and the test pods' server name.
+  if (!service.empty()) to.dnsNames = grpcapi::serviceDnsNames(serviceNs, service);
+  std::string testHost = testApi.serverName;
+  if (testHost.empty() && !testApi.address.empty()) {
+    testHost = testApi.address.substr(0, testApi.address.rfind(':'));
+    if (testHost.size() > 1 && testHost.front() == '[') testHost = testHost.substr(1, testHost.size() - 2);
+  }
+  if (!testHost.empty()) to.dnsNames.push_back(testHost);
+  // The API server may still be starting: retry a shared Secret briefly
+  // (the health probes start only after this).
+  absl::StatusOr<grpcapi::ApiTls> tls;
+  for (int attempt = 1;; ++attempt) {
+    tls = grpcapi::loadApiTls(client, to);
+    if (tls.ok() || tls.status().code() != absl::StatusCode::kUnavailable || attempt == 5) break;
+    log.warn("cannot load the gRPC API's key pair yet; retrying",
+             {{"error", std::string(tls.status().message())}, {"attempt", attempt}});
+    std::this_thread::sleep_for(std::chrono::seconds(attempt));
+  }
+  if (!tls.ok()) return tls.status();
+  if (tls->generatedAtStart)
+    log.warn(testApi.enabled()
+                 ? "gRPC API uses a self-signed certificate generated at start (development only): with "
+                   "several replicas each serves its own, and test pods trust only this one's; give "
+                   "--grpc-tls-secret or --grpc-tls-cert-file/--grpc-tls-key-file"
+                 : "gRPC API uses a self-signed certificate generated at start (development only); give "
+                   "--grpc-tls-secret or --grpc-tls-cert-file/--grpc-tls-key-file in production");
+  if (tls->caFileMissing && testApi.enabled())
+    log.warn("cannot read --grpc-tls-ca-file; test pods trust the serving certificate instead",
+             {{"file", to.caFile}});
+  testApi.caPem = tls->caPem;
+  return tls;
 }
 
 }  // namespace
@@ -136,49 +201,13 @@ int main(int argc, char** argv) {
   // The gRPC API's certificate, and how test pods reach the API.
   const bool apiEnabled = absl::GetFlag(FLAGS_grpc_bind_address) != "0";
   grpcapi::ApiTls apiTls;
-  if (std::string svc = absl::GetFlag(FLAGS_grpc_test_api_service); !svc.empty()) {
-    auto slash = svc.find('/');
-    options.testApi.serviceNamespace = slash == std::string::npos ? operatorNamespace : svc.substr(0, slash);
-    options.testApi.serviceName = slash == std::string::npos ? svc : svc.substr(slash + 1);
-  }
-  options.testApi.address = absl::GetFlag(FLAGS_grpc_test_api_address);
-  options.testApi.serverName = absl::GetFlag(FLAGS_grpc_test_api_server_name);
-  if (options.testApi.enabled() && !apiEnabled) {
-    log.warn("--grpc-test-api-* ignored: the gRPC API is disabled (--grpc-bind-address=0)");
-    options.testApi = {};
-  }
   if (apiEnabled) {
-    grpcapi::ApiTlsOptions to;
-    to.certFile = absl::GetFlag(FLAGS_grpc_tls_cert_file);
-    to.keyFile = absl::GetFlag(FLAGS_grpc_tls_key_file);
-    to.caFile = absl::GetFlag(FLAGS_grpc_tls_ca_file);
-    to.secretNamespace = operatorNamespace;
-    to.secretName = absl::GetFlag(FLAGS_grpc_tls_secret);
-    if (!options.testApi.serviceName.empty())
-      to.dnsNames = grpcapi::serviceDnsNames(options.testApi.serviceNamespace, options.testApi.serviceName);
-    if (!options.testApi.serverName.empty()) to.dnsNames.push_back(options.testApi.serverName);
-    // The API server may still be starting: retry a shared Secret for a while.
-    absl::StatusOr<grpcapi::ApiTls> tls;
-    for (int attempt = 1;; ++attempt) {
-      tls = grpcapi::loadApiTls(client, to);
-      if (tls.ok() || tls.status().code() != absl::StatusCode::kUnavailable || attempt == 6) break;
-      log.warn("cannot load the gRPC API's key pair yet; retrying",
-               {{"error", std::string(tls.status().message())}, {"attempt", attempt}});
-      std::this_thread::sleep_for(std::chrono::seconds(2 * attempt));
-    }
+    auto tls = configureApi(client, log, operatorNamespace, options.testApi);
     if (!tls.ok()) {
-      log.error("cannot load the gRPC API's key pair", {{"error", std::string(tls.status().message())}});
+      log.error("cannot set up the gRPC API", {{"error", std::string(tls.status().message())}});
       return 1;
     }
-    if (tls->generatedAtStart)
-      log.warn(
-          "gRPC API uses a self-signed certificate generated at start (development only); give "
-          "--grpc-tls-secret or --grpc-tls-cert-file/--grpc-tls-key-file in production");
-    if (tls->caFileMissing)
-      log.warn("no --grpc-tls-ca-file to read; test pods trust the serving certificate instead",
-               {{"file", absl::GetFlag(FLAGS_grpc_tls_ca_file)}});
     apiTls = std::move(*tls);
-    options.testApi.caPem = apiTls.caPem;
   }
   std::shared_ptr<runtime::Informer> patchInformer;
   auto setup = setupOperator(manager, client, clock, random, metrics, log, options, &patchInformer);

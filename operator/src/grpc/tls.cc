@@ -1,5 +1,6 @@
 #include "grpc/tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -33,6 +34,32 @@ std::string secretPem(const Json& secret, const std::string& key) {
   return decoded;
 }
 
+bool isIpLiteral(const std::string& name) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+}
+
+constexpr int kRenewDays = 30;
+
+// Why a certificate we made must be replaced ("" if it is fine): a name
+// clients verify is missing, or it expires within kRenewDays.
+std::string renewalReason(const std::string& pem, const std::vector<std::string>& names) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                                BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr),
+                                                   X509_free);
+  if (!cert) return "the certificate cannot be parsed";
+  for (const auto& name : names) {
+    bool covered = isIpLiteral(name) ? X509_check_ip_asc(cert.get(), name.c_str(), 0) == 1
+                                     : X509_check_host(cert.get(), name.c_str(), name.size(), 0, nullptr) == 1;
+    if (!covered) return absl::StrCat("the certificate does not cover ", name);
+  }
+  int days = 0, secs = 0;
+  if (!ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert.get())) || days < kRenewDays)
+    return absl::StrCat("the certificate expires within ", kRenewDays, " days");
+  return "";
+}
+
 absl::StatusOr<KeyPair> fromSecret(const Json& secret, const std::string& where) {
   KeyPair pair{secretPem(secret, "tls.crt"), secretPem(secret, "tls.key")};
   if (pair.certPem.find("BEGIN CERTIFICATE") == std::string::npos ||
@@ -45,7 +72,7 @@ absl::StatusOr<KeyPair> fromSecret(const Json& secret, const std::string& where)
 }  // namespace
 
 absl::StatusOr<KeyPair> generateSelfSigned(const std::string& commonName,
-                                           const std::vector<std::string>& dnsNames) {
+                                           const std::vector<std::string>& dnsNames, int validDays) {
   std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> pctx(EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nullptr),
                                                                    EVP_PKEY_CTX_free);
   EVP_PKEY* rawKey = nullptr;
@@ -60,7 +87,7 @@ absl::StatusOr<KeyPair> generateSelfSigned(const std::string& commonName,
       X509_get_serialNumber(cert.get()),
       static_cast<long>(std::chrono::system_clock::now().time_since_epoch().count() & 0x7fffffff));
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(validDays) * 24 * 3600);
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -70,7 +97,7 @@ absl::StatusOr<KeyPair> generateSelfSigned(const std::string& commonName,
   X509V3_set_ctx_nodb(&v3);
   X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
   std::string san = absl::StrCat("DNS:", commonName);
-  for (const auto& dns : dnsNames) absl::StrAppend(&san, ",DNS:", dns);
+  for (const auto& name : dnsNames) absl::StrAppend(&san, isIpLiteral(name) ? ",IP:" : ",DNS:", name);
   absl::StrAppend(&san, ",DNS:localhost,IP:127.0.0.1");
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san.c_str());
   if (ext == nullptr) return absl::InternalError(absl::StrCat("cannot build the subjectAltName ", san));
@@ -98,9 +125,17 @@ absl::StatusOr<KeyPair> sharedKeyPair(kube::Client& client, const std::string& n
                                       const std::string& commonName, const std::vector<std::string>& dnsNames) {
   const std::string where = absl::StrCat(ns, "/", name);
   auto existing = client.get(kube::resources::kSecret, ns, name);
-  if (existing.ok()) return fromSecret(*existing, where);
-  if (!kube::isNotFound(existing.status()))
+  if (!existing.ok() && !kube::isNotFound(existing.status()))
     return absl::UnavailableError(absl::StrCat("cannot read secret ", where, ": ", existing.status().message()));
+  std::string renewing;
+  if (existing.ok()) {
+    auto current = fromSecret(*existing, where);
+    if (!current.ok()) return current.status();
+    // Only a pair we made is replaced; someone else's is served as it is.
+    if (jsonString(*existing, "/metadata/labels/app.kubernetes.io~1managed-by") != "patchgate") return current;
+    renewing = renewalReason(current->certPem, dnsNames);
+    if (renewing.empty()) return current;
+  }
   auto pair = generateSelfSigned(commonName, dnsNames);
   if (!pair.ok()) return pair.status();
   Json secret = {{"apiVersion", "v1"},
@@ -116,11 +151,19 @@ absl::StatusOr<KeyPair> sharedKeyPair(kube::Client& client, const std::string& n
                   {{"tls.crt", absl::Base64Escape(pair->certPem)},
                    {"tls.key", absl::Base64Escape(pair->keyPem)},
                    {"ca.crt", absl::Base64Escape(pair->certPem)}}}};
-  auto created = client.create(kube::resources::kSecret, ns, secret);
-  if (created.ok()) return pair;
-  if (!kube::isAlreadyExists(created.status()))
+  if (!renewing.empty()) secret["metadata"]["annotations"]["patchgate.dev/renewed-because"] = renewing;
+  absl::StatusOr<Json> written;
+  if (existing.ok()) {
+    // Guarded by the version read: when replicas race, one renewal wins.
+    secret["metadata"]["resourceVersion"] = jsonString(*existing, "/metadata/resourceVersion");
+    written = client.update(kube::resources::kSecret, ns, secret);
+  } else {
+    written = client.create(kube::resources::kSecret, ns, secret);
+  }
+  if (written.ok()) return pair;
+  if (!kube::isAlreadyExists(written.status()) && !kube::isConflict(written.status()))
     return absl::UnavailableError(
-        absl::StrCat("cannot create secret ", where, ": ", created.status().message()));
+        absl::StrCat("cannot write secret ", where, ": ", written.status().message()));
   // Another replica won the race: serve its certificate.
   auto winner = client.get(kube::resources::kSecret, ns, name);
   if (!winner.ok())

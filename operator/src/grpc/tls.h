@@ -16,10 +16,11 @@ struct KeyPair {
   std::string keyPem;
 };
 
-// A new key and self-signed certificate (EC P-256, valid one year) whose
-// subjectAltNames are commonName, dnsNames, localhost and 127.0.0.1.
+// A new key and self-signed certificate (EC P-256, valid `validDays`) whose
+// subjectAltNames are commonName, dnsNames (IP literals as IP entries),
+// localhost and 127.0.0.1.
 absl::StatusOr<KeyPair> generateSelfSigned(const std::string& commonName,
-                                           const std::vector<std::string>& dnsNames = {});
+                                           const std::vector<std::string>& dnsNames = {}, int validDays = 365);
 
 // PEM files, e.g. a mounted kubernetes.io/tls Secret.
 absl::StatusOr<KeyPair> readKeyPair(const std::string& certFile, const std::string& keyFile);
@@ -28,7 +29,10 @@ absl::StatusOr<KeyPair> readKeyPair(const std::string& certFile, const std::stri
 // does not exist, a self-signed pair (generateSelfSigned) is made and the
 // Secret created with it (ca.crt = the certificate); when another replica
 // created it first, that one is read. So every replica serves the same
-// certificate and clients trust one ca.crt. RBAC: get and create secrets in ns.
+// certificate and clients trust one ca.crt. A pair made by patchgate (label
+// app.kubernetes.io/managed-by=patchgate) is replaced at start when it lacks
+// one of dnsNames or expires within 30 days (the winner of racing replicas is
+// served by all). RBAC: get, create and update the Secret in ns.
 absl::StatusOr<KeyPair> sharedKeyPair(kube::Client& client, const std::string& ns, const std::string& name,
                                       const std::string& commonName, const std::vector<std::string>& dnsNames);
 

@@ -180,6 +180,8 @@ say "   fix-one Succeeded in $(( $(date +%s) - t ))s; production runs v2 ($(k ge
 report=$(k get patch -n "$APP_NS" fix-one -o jsonpath='{.status.testReports.smoke[0].name} {.status.testReports.smoke[0].cases[*].name} {.status.testReports.smoke[0].cases[*].passed}')
 [[ $report == "checkout-http version healthz true true" ]] ||
   fail "status.testReports.smoke is not what the test Job reported: '$report'"
+[[ $(k get patch -n "$APP_NS" fix-one -o jsonpath='{.status.environment.testApi.address}') == "$API_ADDRESS" ]] ||
+  fail "the environment did not record the API Service's address $API_ADDRESS"
 "$PATCHCTL" report -n "$APP_NS" fix-one > "$WORK/record.md" || fail "patchctl report fix-one"
 grep -q "checkout-http" "$WORK/record.md" || { cat "$WORK/record.md" >&2; fail "the change record lacks the reported suite"; }
 say "   the test Job reported suite checkout-http (cases version, healthz: passed) through the API; it is in status.testReports"

@@ -115,6 +115,8 @@ allowed_for_environments() {
     expect_can yes create "$r" -n "$env"
   done
   expect_can yes get jobs.batch -n "$env"
+  expect_can yes update configmaps/patchgate-api-ca -n "$env"   # the API's CA for test pods
+  expect_can no update configmaps/app-config -n "$env"
   expect_can yes get deployments.apps -n "$env"
   expect_can yes list pods -n "$env"
   expect_can yes get leases.coordination.k8s.io/patchgate-operator -n "$NS"

@@ -9,6 +9,7 @@
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/reconciler.h"
 #include "fakes/fake_client.h"
+#include "kube/errors.h"
 #include "fakes/fake_clock.h"
 #include "kube/resource.h"
 #include "runtime/events.h"
@@ -152,33 +153,33 @@ std::string jobEnv(const Json& job, const std::string& name) {
   return "";
 }
 
-// The egress rules of the environment's NetworkPolicy that are not the
-// built-in ones (the environment itself, DNS).
-std::vector<Json> extraEgress(const Json& netpol) {
-  std::vector<Json> out;
-  for (const auto& rule : jsonAt(netpol, "/spec/egress"))
-    if (jsonAt(rule, "/to/0/podSelector") != Json::object() &&
-        jsonString(rule, "/to/0/namespaceSelector/matchLabels/kubernetes.io~1metadata.name") != "kube-system")
-      out.push_back(rule);
-  return out;
+// The seeded API Service of the operator (an in-cluster install).
+void seedApiService(FakeClient& client, bool withSelector = true) {
+  Json spec = {{"clusterIP", "10.96.0.42"},
+               {"ports", {{{"name", "metrics"}, {"port", 8080}},
+                          {{"name", "grpc"}, {"port", 9443}, {"targetPort", "api"}}}}};
+  if (withSelector) spec["selector"] = {{"app.kubernetes.io/name", "patchgate"}};
+  client.seed(res::kService, {{"apiVersion", "v1"}, {"kind", "Service"},
+                              {"metadata", {{"name", "patchgate-api"}, {"namespace", "patchgate-system"}}},
+                              {"spec", spec}});
 }
 
-TEST_F(PatchReconcilerTest, WithTheApiServiceTestPodsCanReportResults) {
-  client_.seed(res::kService,
-               {{"apiVersion", "v1"}, {"kind", "Service"},
-                {"metadata", {{"name", "patchgate-api"}, {"namespace", "patchgate-system"}}},
-                {"spec", {{"clusterIP", "10.96.0.42"},
-                          {"selector", {{"app.kubernetes.io/name", "patchgate"}}},
-                          {"ports", {{{"name", "metrics"}, {"port", 8080}},
-                                     {{"name", "grpc"}, {"port", 9443}, {"targetPort", "api"}}}}}}});
+PatchReconcilerOptions serviceApiOptions() {
   PatchReconcilerOptions options;
   options.testApi.serviceNamespace = "patchgate-system";
   options.testApi.serviceName = "patchgate-api";
   options.testApi.caPem = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n";
+  return options;
+}
+
+TEST_F(PatchReconcilerTest, WithTheApiServiceTestPodsCanReportResults) {
+  seedApiService(client_);
+  auto options = serviceApiOptions();
   useOptions(options);
   createPatch("fix");
   driveToTestJob("fix");
   std::string env = envNamespace("fix");
+  EXPECT_EQ(jsonString(status("fix"), "/environment/testApi/address"), "10.96.0.42:9443");
 
   // Address without DNS, the name on the certificate, the CA, a token.
   Json job = client_.object(res::kJob, env, "pgt-smoke-1");
@@ -192,19 +193,44 @@ TEST_F(PatchReconcilerTest, WithTheApiServiceTestPodsCanReportResults) {
   EXPECT_EQ(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/var/run/patchgate/api");
   EXPECT_EQ(client_.object(res::kConfigMap, env, "patchgate-api-ca")["data"]["ca.crt"], options.testApi.caPem);
 
-  // The environment may reach the API's pods on the API port, nothing more.
-  auto egress = extraEgress(client_.object(res::kNetworkPolicy, env, "patchgate-isolation"));
-  ASSERT_EQ(egress.size(), 1u);
-  EXPECT_EQ(egress[0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "patchgate");
-  EXPECT_EQ(egress[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
-            "patchgate-system");
-  EXPECT_EQ(egress[0]["ports"][0]["port"], "api");
+  // Only test pods may reach the API's pods, on the API port; the isolation
+  // policy of the environment stays as it is.
+  Json policy = client_.object(res::kNetworkPolicy, env, "patchgate-test-api");
+  ASSERT_FALSE(policy.is_null());
+  EXPECT_EQ(policy["spec"]["podSelector"]["matchExpressions"][0]["key"], api::v1alpha1::kLabelTest);
+  EXPECT_EQ(policy["spec"]["policyTypes"], Json::array({"Egress"}));
+  const Json& rule = policy["spec"]["egress"][0];
+  EXPECT_EQ(rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "patchgate");
+  EXPECT_EQ(rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "patchgate-system");
+  EXPECT_EQ(rule["ports"][0]["port"], "api");
+  EXPECT_EQ(client_.object(res::kNetworkPolicy, env, "patchgate-isolation")["spec"]["egress"].size(), 2u);
+  EXPECT_EQ(job["spec"]["template"]["metadata"]["labels"][api::v1alpha1::kLabelTest], "smoke");
+  // Resolved once per environment.
+  EXPECT_EQ(client_.calls("get", "services").size(), 1u);
+}
+
+TEST_F(PatchReconcilerTest, TheApiCaInAnEnvironmentFollowsARenewedCertificate) {
+  seedApiService(client_);
+  auto options = serviceApiOptions();
+  useOptions(options);
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  std::string env = envNamespace("fix");
+  // A CA from before a renewal is already there.
+  client_.seed(res::kConfigMap, {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
+                                 {"metadata", {{"name", "patchgate-api-ca"}, {"namespace", env}}},
+                                 {"data", {{"ca.crt", "old CA"}}}});
+  markHealthy(res::kDeployment, env, "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_FALSE(client_.object(res::kJob, env, "pgt-smoke-1").is_null());
+  EXPECT_EQ(client_.object(res::kConfigMap, env, "patchgate-api-ca")["data"]["ca.crt"], options.testApi.caPem);
 }
 
 TEST_F(PatchReconcilerTest, WithAFixedApiAddressTestPodsGetItAndAToken) {
   PatchReconcilerOptions options;
-  options.testApi.address = "10.0.0.1:9443";
-  options.testApi.serverName = "patchgate-operator";
+  options.testApi.address = "[fd00::1]:9443";
   options.testApi.caPem = "ca";
   useOptions(options);
   createPatch("fix");
@@ -212,19 +238,15 @@ TEST_F(PatchReconcilerTest, WithAFixedApiAddressTestPodsGetItAndAToken) {
   std::string env = envNamespace("fix");
   Json job = client_.object(res::kJob, env, "pgt-smoke-1");
   EXPECT_EQ(job["spec"]["template"]["spec"]["automountServiceAccountToken"], true);
-  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "10.0.0.1:9443");
-  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_SERVER_NAME"), "patchgate-operator");
-  auto egress = extraEgress(client_.object(res::kNetworkPolicy, env, "patchgate-isolation"));
-  ASSERT_EQ(egress.size(), 1u);
-  EXPECT_EQ(egress[0]["to"][0]["ipBlock"]["cidr"], "10.0.0.1/32");
-  EXPECT_EQ(egress[0]["ports"][0]["port"], 9443);
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "[fd00::1]:9443");
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_SERVER_NAME"), "fd00::1");
+  Json rule = client_.object(res::kNetworkPolicy, env, "patchgate-test-api")["spec"]["egress"][0];
+  EXPECT_EQ(rule["to"][0]["ipBlock"]["cidr"], "fd00::1/128");
+  EXPECT_EQ(rule["ports"][0]["port"], 9443);
 }
 
 TEST_F(PatchReconcilerTest, AMissingApiServiceLetsTestsRunWithoutTheApiAndSaysSo) {
-  PatchReconcilerOptions options;
-  options.testApi.serviceNamespace = "patchgate-system";
-  options.testApi.serviceName = "patchgate-api";  // never created
-  useOptions(options);
+  useOptions(serviceApiOptions());  // the Service was never created
   createPatch("fix");
   driveToTestJob("fix");
   std::string env = envNamespace("fix");
@@ -233,10 +255,52 @@ TEST_F(PatchReconcilerTest, AMissingApiServiceLetsTestsRunWithoutTheApiAndSaysSo
   EXPECT_EQ(job["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
   EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "");
   EXPECT_TRUE(recorder_.has("TestApiUnavailable"));
-  EXPECT_TRUE(extraEgress(client_.object(res::kNetworkPolicy, env, "patchgate-isolation")).empty());
+  EXPECT_NE(jsonString(status("fix"), "/environment/testApi/unavailable").find("not found"), std::string::npos);
+  EXPECT_TRUE(client_.object(res::kNetworkPolicy, env, "patchgate-test-api").is_null());
   // The tests still decide: the Patch goes on.
   completeJobs(env);
   reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+}
+
+TEST_F(PatchReconcilerTest, AServiceWithoutSelectorCannotBeAdmittedSoTestsRunWithoutTheApi) {
+  seedApiService(client_, /*withSelector=*/false);
+  useOptions(serviceApiOptions());
+  createPatch("fix");
+  driveToTestJob("fix");
+  EXPECT_EQ(jobEnv(client_.object(res::kJob, envNamespace("fix"), "pgt-smoke-1"), "PATCHGATE_API_ADDRESS"), "");
+  EXPECT_NE(jsonString(status("fix"), "/environment/testApi/unavailable").find("no selector"), std::string::npos);
+}
+
+TEST_F(PatchReconcilerTest, AnApiServerHiccupWhileResolvingTheApiIsRetriedNotRecorded) {
+  seedApiService(client_);
+  useOptions(serviceApiOptions());
+  createPatch("fix");
+  client_.failNext("get", kube::transportError("connection refused"), "services");
+  int errors = 0;
+  for (int i = 0; i < 10 && jsonString(status("fix"), "/environment/testApi/address").empty(); ++i)
+    if (!reconcile("fix").ok()) ++errors;
+  EXPECT_EQ(errors, 1);
+  EXPECT_FALSE(recorder_.has("TestApiUnavailable"));
+  EXPECT_EQ(jsonString(status("fix"), "/environment/testApi/address"), "10.96.0.42:9443");
+  EXPECT_EQ(client_.calls("get", "services").size(), 2u);
+}
+
+TEST(CheckTestApi, RefusesMalformedAddressesAndWarnsAboutNames) {
+  auto check = [](const std::string& address) {
+    PatchReconcilerOptions::TestApi api;
+    api.address = address;
+    return checkTestApi(api);
+  };
+  for (const char* bad : {"10.0.0.1", "10.0.0.1:0", "10.0.0.1:65536", "10.0.0.1:99999999999", "10.0.0.1:x",
+                          ":9443", "fd00::1:9443", "[fd00::1]9443", "[fd00::1"}) {
+    auto r = check(bad);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  ASSERT_TRUE(check("10.0.0.1:9443").ok());
+  EXPECT_TRUE(check("10.0.0.1:9443")->empty());
+  EXPECT_TRUE(check("[fd00::1]:9443")->empty());
+  ASSERT_TRUE(check("operator.example:9443").ok());
+  EXPECT_EQ(check("operator.example:9443")->size(), 1u);  // a NetworkPolicy cannot admit a name
 }
 
 TEST_F(PatchReconcilerTest, GoodPatchIsTestedPromotedVerifiedAndCleanedUp) {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "fakes/fake_client.h"
+#include "fakes/forwarding_client.h"
 #include "fakes/fake_clock.h"
 #include "kube/errors.h"
 #include "kube/resource.h"
@@ -22,9 +23,9 @@ namespace rs = kube::resources;
 
 // FakeClient answering TokenReviews and SubjectAccessReviews as an API server
 // with known tokens and RBAC would; every other call goes to the fake.
-class ReviewingClient final : public kube::Client {
+class ReviewingClient final : public testing::ForwardingClient {
  public:
-  explicit ReviewingClient(testing::FakeClient& fake) : fake_(fake) {}
+  explicit ReviewingClient(testing::FakeClient& fake) : ForwardingClient(fake) {}
 
   std::map<std::string, std::string> users;  // token -> username
   std::set<std::string> allowed;             // "user verb resource ns"
@@ -49,39 +50,8 @@ class ReviewingClient final : public kube::Client {
       out["status"] = {{"allowed", allowed.count(key) > 0}};
       return out;
     }
-    return fake_.create(rt, ns, obj, o);
+    return next_.create(rt, ns, obj, o);
   }
-  absl::StatusOr<Json> get(const kube::ResourceType& rt, const std::string& ns,
-                           const std::string& n) override {
-    return fake_.get(rt, ns, n);
-  }
-  absl::StatusOr<Json> list(const kube::ResourceType& rt, const std::string& ns,
-                            const kube::ListOptions& o) override {
-    return fake_.list(rt, ns, o);
-  }
-  absl::StatusOr<Json> update(const kube::ResourceType& rt, const std::string& ns, const Json& obj,
-                              const kube::WriteOptions& o) override {
-    return fake_.update(rt, ns, obj, o);
-  }
-  absl::StatusOr<Json> updateStatus(const kube::ResourceType& rt, const std::string& ns, const Json& obj,
-                                    const kube::WriteOptions& o) override {
-    return fake_.updateStatus(rt, ns, obj, o);
-  }
-  absl::StatusOr<Json> patch(const kube::ResourceType& rt, const std::string& ns, const std::string& n,
-                             kube::PatchType t, const std::string& b, const kube::PatchOptions& o) override {
-    return fake_.patch(rt, ns, n, t, b, o);
-  }
-  absl::StatusOr<Json> remove(const kube::ResourceType& rt, const std::string& ns, const std::string& n,
-                              const kube::DeleteOptions& o) override {
-    return fake_.remove(rt, ns, n, o);
-  }
-  absl::Status watch(const kube::ResourceType& rt, const std::string& ns, const kube::WatchOptions& o,
-                     const std::function<bool(const kube::WatchEvent&)>& f, std::stop_token s) override {
-    return fake_.watch(rt, ns, o, f, s);
-  }
-
- private:
-  testing::FakeClient& fake_;
 };
 
 Json patchObject(const std::string& phase, const std::string& envNs = "pg-env-fix") {

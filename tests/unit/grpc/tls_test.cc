@@ -8,11 +8,14 @@
 #include <openssl/x509v3.h>
 
 #include <filesystem>
+#include <functional>
+#include <utility>
 #include <fstream>
 #include <memory>
 
 #include "absl/strings/escaping.h"
 #include "fakes/fake_client.h"
+#include "fakes/forwarding_client.h"
 #include "kube/errors.h"
 #include "kube/resource.h"
 
@@ -102,6 +105,81 @@ TEST(SharedKeyPair, TheLoserOfACreationRaceServesTheWinnersPair) {
   ASSERT_TRUE(pair.ok()) << pair.status();
   EXPECT_EQ(pair->certPem, winner->certPem);
   EXPECT_EQ(pair->keyPem, winner->keyPem);
+}
+
+// A kubernetes.io/tls Secret holding `pair`, made by patchgate or not.
+Json tlsSecret(const KeyPair& pair, bool ours) {
+  Json s = {{"apiVersion", "v1"},
+            {"kind", "Secret"},
+            {"type", "kubernetes.io/tls"},
+            {"metadata", {{"name", "patchgate-api-tls"}, {"namespace", "patchgate-system"}}},
+            {"data", {{"tls.crt", absl::Base64Escape(pair.certPem)}, {"tls.key", absl::Base64Escape(pair.keyPem)}}}};
+  if (ours) s["metadata"]["labels"] = {{"app.kubernetes.io/managed-by", "patchgate"}};
+  return s;
+}
+
+TEST(SharedKeyPair, RenewsOurPairWhenANameIsMissingOrItExpiresSoon) {
+  const auto names = serviceDnsNames("patchgate-system", "patchgate-api");
+  for (bool expiring : {false, true}) {
+    testing::FakeClient client;
+    auto old = expiring ? generateSelfSigned("patchgate-operator", names, /*validDays=*/10)
+                        : generateSelfSigned("patchgate-operator", {"patchgate-api"});
+    ASSERT_TRUE(old.ok());
+    client.seed(res::kSecret, tlsSecret(*old, /*ours=*/true));
+    auto pair = sharedKeyPair(client, "patchgate-system", "patchgate-api-tls", "patchgate-operator", names);
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    EXPECT_NE(pair->certPem, old->certPem) << "expiring=" << expiring;
+    EXPECT_TRUE(certCovers(pair->certPem, "patchgate-api.patchgate-system.svc"));
+    ASSERT_EQ(client.calls("update", "secrets").size(), 1u);
+    EXPECT_FALSE(client.calls("update", "secrets")[0].body["metadata"]["resourceVersion"].get<std::string>().empty());
+    Json stored = client.object(res::kSecret, "patchgate-system", "patchgate-api-tls");
+    EXPECT_NE(stored["metadata"]["annotations"]["patchgate.dev/renewed-because"].get<std::string>().find(
+                  expiring ? "expires" : "does not cover"),
+              std::string::npos);
+  }
+}
+
+// FakeClient, with another replica's write slipped in before our first update.
+class RacingClient final : public testing::ForwardingClient {
+ public:
+  RacingClient(testing::FakeClient& fake, std::function<void()> otherWrite)
+      : ForwardingClient(fake), otherWrite_(std::move(otherWrite)) {}
+  absl::StatusOr<Json> update(const kube::ResourceType& rt, const std::string& ns, const Json& obj,
+                              const kube::WriteOptions& o) override {
+    if (otherWrite_) std::exchange(otherWrite_, nullptr)();
+    return next_.update(rt, ns, obj, o);
+  }
+
+ private:
+  std::function<void()> otherWrite_;
+};
+
+TEST(SharedKeyPair, TheLoserOfARenewalRaceServesTheWinnersPair) {
+  testing::FakeClient fake;
+  const auto names = serviceDnsNames("patchgate-system", "patchgate-api");
+  auto old = generateSelfSigned("patchgate-operator", {});
+  auto winner = generateSelfSigned("patchgate-operator", names);
+  ASSERT_TRUE(old.ok() && winner.ok());
+  fake.seed(res::kSecret, tlsSecret(*old, true));
+  // Both replicas read the old pair; the other one writes its renewal first.
+  RacingClient client(fake, [&] { fake.seed(res::kSecret, tlsSecret(*winner, true)); });
+  auto pair = sharedKeyPair(client, "patchgate-system", "patchgate-api-tls", "patchgate-operator", names);
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  EXPECT_EQ(pair->certPem, winner->certPem);
+  EXPECT_EQ(pair->keyPem, winner->keyPem);
+  ASSERT_EQ(fake.calls("update", "secrets").size(), 1u);  // ours, refused as stale
+}
+
+TEST(SharedKeyPair, ServesSomeoneElsesPairAsItIs) {
+  testing::FakeClient client;
+  auto theirs = generateSelfSigned("their-ca", {});
+  ASSERT_TRUE(theirs.ok());
+  client.seed(res::kSecret, tlsSecret(*theirs, /*ours=*/false));
+  auto pair = sharedKeyPair(client, "patchgate-system", "patchgate-api-tls", "patchgate-operator",
+                            serviceDnsNames("patchgate-system", "patchgate-api"));
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  EXPECT_EQ(pair->certPem, theirs->certPem);
+  EXPECT_TRUE(client.calls("update", "secrets").empty());
 }
 
 TEST(SharedKeyPair, ASecretWithoutAKeyPairIsAClearError) {

@@ -95,8 +95,8 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
   }
 
   // 2. Guard rails: a quota and a NetworkPolicy that admits traffic only from
-  // inside the environment and lets it reach only itself, DNS and (when test
-  // pods report results) the operator's API.
+  // inside the environment and lets it reach only itself and DNS (test pods
+  // may also reach the operator's API: provisionTestApi).
   Json quota = {{"apiVersion", "v1"}, {"kind", "ResourceQuota"},
                 {"metadata", {{"name", "patchgate-environment"}, {"labels", owned}}},
                 {"spec", {{"hard", {{"pods", "50"}, {"services", "20"}, {"configmaps", "50"},
@@ -116,12 +116,8 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
                                              {{"matchLabels", {{"kubernetes.io/metadata.name", "kube-system"}}}}}}})},
                        {"ports", Json::array({{{"protocol", "UDP"}, {"port", 53}},
                                               {{"protocol", "TCP"}, {"port", 53}}})}}})}}}};
-  // Test pods that report results must reach the operator's API.
-  if (options_.testApi.enabled()) {
-    auto api = testApiEndpoint();
-    if (api.ok() && !api->egress.is_null()) netpol["spec"]["egress"].push_back(api->egress);
-  }
   if (auto s = ensureCreated(client_, kube::resources::kNetworkPolicy, envNs, netpol); !s.ok()) return s;
+  if (auto s = provisionTestApi(p); !s.ok()) return s;
 
   // 3. The target with the change applied, from a fresh server-side dry run
   // against production: the tests prove this exact spec on this exact base.

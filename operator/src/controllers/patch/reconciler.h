@@ -34,27 +34,34 @@ struct PatchReconcilerOptions {
   std::chrono::seconds pollInterval{2};  // while waiting on pods, Jobs, rollouts
   int historyLimit = 50;                 // status.history entries kept
   // How test pods reach the operator's gRPC API to ReportTestResults. When
-  // enabled, each test pod gets PATCHGATE_API_ADDRESS, PATCHGATE_API_SERVER_NAME
-  // (the name to verify the certificate against), PATCHGATE_API_CA_FILE (the
-  // ConfigMap patchgate-api-ca of its environment, mounted) and its
-  // environment's default service-account token (automounted); the
-  // environment's NetworkPolicy lets it reach the API. Disabled: test pods get
-  // no token and no API.
+  // enabled, provisioning resolves it once per environment and records it in
+  // status.environment.testApi; then each test pod gets PATCHGATE_API_ADDRESS,
+  // PATCHGATE_API_SERVER_NAME (the name to verify the certificate against),
+  // PATCHGATE_API_CA_FILE (the ConfigMap patchgate-api-ca of its environment,
+  // mounted) and its environment's default service-account token
+  // (automounted), and the NetworkPolicy patchgate-test-api lets pods labelled
+  // patchgate.dev/test (only those) reach the API. Disabled, or not
+  // resolvable (a TestApiUnavailable event says why): no token, no API.
   struct TestApi {
     // The operator's API Service (in-cluster operator): test pods get its
     // ClusterIP and port (no cluster DNS needed) and the server name
-    // "<name>.<namespace>.svc"; the NetworkPolicy admits the Service's pods.
+    // "<name>.<namespace>.svc"; the policy admits the Service's pods.
     std::string serviceNamespace;
     std::string serviceName;
-    // Or a fixed "host:port" (an operator outside the cluster); server name:
-    // `serverName`, else the host. An IPv4 host is admitted by the
-    // NetworkPolicy as an ipBlock.
+    // Or a fixed "host:port" / "[v6]:port" (an operator outside the cluster);
+    // server name: `serverName`, else the host. An IP host is admitted by the
+    // policy as an ipBlock; a host name cannot be (see checkTestApi).
     std::string address;
     std::string serverName;
     std::string caPem;  // what test pods trust (the API's CA or self-signed certificate)
     bool enabled() const { return !serviceName.empty() || !address.empty(); }
   } testApi;
 };
+
+// Checks TestApi options at start: a malformed address is an error; the
+// returned warnings (e.g. a host name the NetworkPolicy cannot admit) are for
+// the log.
+absl::StatusOr<std::vector<std::string>> checkTestApi(const PatchReconcilerOptions::TestApi& api);
 
 // Index of the Patch store: "namespace/Kind/name" of each Patch's target.
 inline constexpr char kIndexTarget[] = "target";
@@ -71,7 +78,8 @@ std::vector<std::string> targetIndex(const Json& patch);
 // (get, list, create, delete); namespaces (create, delete, get);
 // in environment namespaces: deployments, statefulsets, services, configmaps,
 // secrets, serviceaccounts, jobs, pods (read), resourcequotas, networkpolicies
-// (create); events (create, patch).
+// (create); events (create, patch). With the test API: the API Service (get);
+// in environments, configmaps (get, update: the CA).
 class PatchReconciler final : public runtime::Reconciler {
  public:
   PatchReconciler(kube::Client& client, const runtime::Store& patches,
@@ -96,13 +104,18 @@ class PatchReconciler final : public runtime::Reconciler {
   Step queue(Pass& p);
   Step provision(Pass& p);
   Step runTests(Pass& p);
-  // Where test pods reach the API (options_.testApi), resolving the Service.
+  // The test API (options_.testApi): resolved once per environment while
+  // provisioning, then handed to each test Job (test_api.cc).
   struct TestApiEndpoint {
     std::string address;     // host:port
     std::string serverName;  // TLS name
-    Json egress;             // a NetworkPolicy egress rule to the API, or null
+    Json egress;             // the NetworkPolicy egress rule to the API
   };
   absl::StatusOr<TestApiEndpoint> testApiEndpoint();
+  absl::Status provisionTestApi(Pass& p);
+  // Adds the API's env, volume and token to a test Job's pod spec when the
+  // environment has it; returns whether it did.
+  absl::StatusOr<bool> addTestApi(Pass& p, Json& podSpec);
   Step approve(Pass& p);
   Step promote(Pass& p);
   Step verify(Pass& p);

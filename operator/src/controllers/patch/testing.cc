@@ -1,6 +1,4 @@
 // Tests: one Job per declared test in the environment namespace.
-#include <arpa/inet.h>
-
 #include "absl/strings/str_cat.h"
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/pass.h"
@@ -26,54 +24,7 @@ const Json& jobCondition(const Json& job, const std::string& type) {
   return kNull;
 }
 
-constexpr char kApiCaConfigMap[] = "patchgate-api-ca";
-constexpr char kApiCaDir[] = "/var/run/patchgate/api";
-
-bool isIPv4(const std::string& host) {
-  in_addr addr{};
-  return inet_pton(AF_INET, host.c_str(), &addr) == 1;
-}
-
 }  // namespace
-
-absl::StatusOr<PatchReconciler::TestApiEndpoint> PatchReconciler::testApiEndpoint() {
-  const auto& o = options_.testApi;
-  TestApiEndpoint ep;
-  if (o.serviceName.empty()) {
-    ep.address = o.address;
-    std::string host = o.address.substr(0, o.address.rfind(':'));
-    ep.serverName = o.serverName.empty() ? host : o.serverName;
-    std::string port = o.address.substr(o.address.rfind(':') + 1);
-    if (isIPv4(host) && !port.empty() && port.find_first_not_of("0123456789") == std::string::npos)
-      ep.egress = {{"to", Json::array({{{"ipBlock", {{"cidr", host + "/32"}}}}})},
-                   {"ports", Json::array({{{"protocol", "TCP"}, {"port", std::stoi(port)}}})}};
-    return ep;
-  }
-  const std::string where = absl::StrCat(o.serviceNamespace, "/", o.serviceName);
-  auto svc = client_.get(kube::resources::kService, o.serviceNamespace, o.serviceName);
-  if (!svc.ok()) return absl::Status(svc.status().code(), absl::StrCat("API service ", where, ": ",
-                                                                       svc.status().message()));
-  std::string ip = jsonString(*svc, "/spec/clusterIP");
-  const Json& ports = jsonAt(*svc, "/spec/ports");
-  if (ip.empty() || ip == "None" || !ports.is_array() || ports.empty())
-    return absl::FailedPreconditionError(absl::StrCat("API service ", where, " has no cluster IP and port"));
-  const Json* port = &ports[0];
-  for (const auto& candidate : ports)
-    if (candidate.value("name", "") == "grpc") port = &candidate;
-  ep.address = absl::StrCat(ip, ":", port->value("port", 0));
-  ep.serverName = o.serverName.empty() ? absl::StrCat(o.serviceName, ".", o.serviceNamespace, ".svc")
-                                       : o.serverName;
-  // Policies see the pod behind the Service, so admit its pods on the target port.
-  const Json& selector = jsonAt(*svc, "/spec/selector");
-  if (selector.is_object() && !selector.empty()) {
-    Json target = port->contains("targetPort") ? (*port)["targetPort"] : (*port)["port"];
-    ep.egress = {{"to", Json::array({{{"namespaceSelector",
-                                       {{"matchLabels", {{"kubernetes.io/metadata.name", o.serviceNamespace}}}}},
-                                      {"podSelector", {{"matchLabels", selector}}}}})},
-                 {"ports", Json::array({{{"protocol", "TCP"}, {"port", target}}})}};
-  }
-  return ep;
-}
 
 PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
   const Json& conds = p.status.value("conditions", Json());
@@ -127,39 +78,14 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
                               {{"name", "PATCHGATE_ATTEMPT"}, {"value", std::to_string(attempt)}}});
       Json labels = ownedLabels(p);
       labels[v1::kLabelTest] = t.name;
-      // The API for reporting results: its address, the name on its
-      // certificate, the certificate to trust, and a token (automounted).
-      bool withApi = false;
-      Json volumes = Json::array();
-      Json mounts = Json::array();
-      if (options_.testApi.enabled()) {
-        auto api = testApiEndpoint();
-        if (!api.ok()) {
-          recorder_.event(p.patch, runtime::EventType::kWarning, reason::kTestApiUnavailable, "Test",
-                          absl::StrCat("test ", t.name, " runs without the patchgate API (it cannot report "
-                                       "results): ", api.status().message()));
-        } else {
-          Json ca = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
-                     {"metadata", {{"name", kApiCaConfigMap}, {"namespace", envNs}, {"labels", ownedLabels(p)}}},
-                     {"data", {{"ca.crt", options_.testApi.caPem}}}};
-          if (auto s = ensureCreated(client_, kube::resources::kConfigMap, envNs, ca); !s.ok()) return s;
-          withApi = true;
-          env.push_back({{"name", "PATCHGATE_API_ADDRESS"}, {"value", api->address}});
-          env.push_back({{"name", "PATCHGATE_API_SERVER_NAME"}, {"value", api->serverName}});
-          env.push_back({{"name", "PATCHGATE_API_CA_FILE"}, {"value", absl::StrCat(kApiCaDir, "/ca.crt")}});
-          volumes.push_back({{"name", "patchgate-api"}, {"configMap", {{"name", kApiCaConfigMap}}}});
-          mounts.push_back({{"name", "patchgate-api"}, {"mountPath", kApiCaDir}, {"readOnly", true}});
-        }
-      }
       for (const auto& e : t.env) env.push_back(e);
       Json container = {{"name", "test"}, {"image", t.image}, {"imagePullPolicy", "IfNotPresent"},
                         {"env", env}, {"terminationMessagePolicy", "FallbackToLogsOnError"}};
       if (!t.command.empty()) container["command"] = t.command;
       if (!t.args.empty()) container["args"] = t.args;
-      if (withApi) container["volumeMounts"] = mounts;
-      Json podSpec = {{"restartPolicy", "Never"}, {"automountServiceAccountToken", withApi},
-                      {"containers", Json::array({container})}};
-      if (withApi) podSpec["volumes"] = volumes;
+      Json podSpec = {{"restartPolicy", "Never"}, {"containers", Json::array({container})}};
+      auto withApi = addTestApi(p, podSpec);
+      if (!withApi.ok()) return withApi.status();
       Json jobObj = {
           {"apiVersion", "batch/v1"}, {"kind", "Job"},
           {"metadata", {{"name", name}, {"namespace", envNs}, {"labels", labels}}},
