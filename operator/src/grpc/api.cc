@@ -76,7 +76,7 @@ Json suitesToJson(const pb::ReportTestResultsRequest& req) {
   return suites;
 }
 
-absl::Status checkReporter(const UserInfo& user, const std::string& envNs, const Json& patch) {
+absl::Status checkReporterIdentity(const UserInfo& user, const std::string& envNs) {
   std::string saNs = serviceAccountNamespace(user.username);
   if (saNs.empty())
     return absl::PermissionDeniedError(
@@ -84,11 +84,39 @@ absl::Status checkReporter(const UserInfo& user, const std::string& envNs, const
   if (saNs != envNs)
     return absl::PermissionDeniedError(
         absl::StrCat("service account of namespace ", saNs, " may not report for environment ", envNs));
+  return absl::OkStatus();
+}
+
+absl::Status checkReporter(const UserInfo& user, const std::string& envNs, const Json& patch, const Json& pod) {
+  if (auto s = checkReporterIdentity(user, envNs); !s.ok()) return s;
   std::string patchEnv = jsonString(patch, "/status/environment/namespace");
   if (patchEnv.empty() || patchEnv != envNs)
     return absl::PermissionDeniedError(
         absl::StrCat("namespace ", envNs, " is not the environment of patch ", kube::objectKey(patch)));
+  const Json& labels = jsonAt(pod, "/metadata/labels");
+  std::string podName = jsonString(pod, "/metadata/name");
+  if (!labels.is_object() || !labels.contains(v1::kLabelTest))
+    return absl::PermissionDeniedError(absl::StrCat("pod ", podName, " is not a patchgate test pod"));
+  if (labels.value(v1::kLabelPatchUid, "") != jsonString(patch, "/metadata/uid"))
+    return absl::PermissionDeniedError(
+        absl::StrCat("pod ", podName, " tests another patch than ", kube::objectKey(patch)));
   return absl::OkStatus();
+}
+
+absl::StatusOr<Json> PatchgateApi::reportingPod(const UserInfo& user, const std::string& envNs) {
+  if (user.podName.empty())
+    return absl::PermissionDeniedError(
+        absl::StrCat(user.username, ": only test pods may report results, with their own token (one bound to "
+                     "the pod, as automounted); this token is bound to no pod"));
+  kube::ListOptions lo;
+  lo.fieldSelector = absl::StrCat("metadata.name=", user.podName);
+  auto pods = client_.list(kube::resources::kPod, envNs, lo);
+  if (!pods.ok()) return absl::UnavailableError(absl::StrCat("cannot look up the pod: ", pods.status().message()));
+  for (const auto& pod : jsonAt(*pods, "/items")) {
+    if (!user.podUid.empty() && jsonString(pod, "/metadata/uid") != user.podUid) break;
+    return pod;
+  }
+  return absl::PermissionDeniedError(absl::StrCat("the token's pod ", user.podName, " is not in ", envNs));
 }
 
 absl::StatusOr<runtime::Object> PatchgateApi::authorizedPatch(std::string_view authorization,
@@ -219,11 +247,14 @@ absl::StatusOr<pb::ReportTestResultsResponse> PatchgateApi::reportTestResults(
     }
   }
   if (!nameExists) return absl::NotFoundError(absl::StrCat("patch ", req.patch(), " not found"));
-  if (!patch) {
-    // The name exists elsewhere: the caller's namespace is no environment of it.
-    if (auto s = checkReporter(*user, req.namespace_(), Json::object()); !s.ok()) return s;
-  }
-  if (auto s = checkReporter(*user, req.namespace_(), *patch); !s.ok()) return s;
+  // Who is asking first (a service account of that namespace), then its pod.
+  if (auto s = checkReporterIdentity(*user, req.namespace_()); !s.ok()) return s;
+  if (!patch)  // the name exists, in another environment
+    return absl::PermissionDeniedError(
+        absl::StrCat("namespace ", req.namespace_(), " is not the environment of patch ", req.patch()));
+  auto pod = reportingPod(*user, req.namespace_());
+  if (!pod.ok()) return pod.status();
+  if (auto s = checkReporter(*user, req.namespace_(), *patch, *pod); !s.ok()) return s;
 
   Json suites = suitesToJson(req);
   pb::ReportTestResultsResponse resp;
@@ -238,7 +269,7 @@ absl::StatusOr<pb::ReportTestResultsResponse> PatchgateApi::reportTestResults(
   const std::string name = jsonString(*patch, "/metadata/name");
   auto written = runtime::updateStatus(client_, kube::resources::kPatch, ns, name, [&](Json& obj) {
     // Checked again on the fresh object: the environment may have changed.
-    if (auto s = checkReporter(*user, req.namespace_(), obj); !s.ok()) return s;
+    if (auto s = checkReporter(*user, req.namespace_(), obj, *pod); !s.ok()) return s;
     if (!obj["status"].is_object()) obj["status"] = Json::object();
     if (!obj["status"]["testReports"].is_object()) obj["status"]["testReports"] = Json::object();
     obj["status"]["testReports"][req.test()] = suites;

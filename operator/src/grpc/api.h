@@ -33,14 +33,19 @@ pb::Patch toProto(const Json& patch);
 Json suitesToJson(const pb::ReportTestResultsRequest& req);
 
 // A test pod may report only for the Patch whose environment it runs in: the
-// caller must be a service account of `envNs`, and `patch` must have that
-// environment (status.environment.namespace).
-absl::Status checkReporter(const UserInfo& user, const std::string& envNs, const Json& patch);
+// caller must be a service account of `envNs`, `pod` (the pod its token is
+// bound to) must be a test pod of `patch` (labels patchgate.dev/test and
+// patchgate.dev/patch-uid), and `patch` must have that environment
+// (status.environment.namespace).
+absl::Status checkReporter(const UserInfo& user, const std::string& envNs, const Json& patch, const Json& pod);
+// The first half of that: a service account of envNs.
+absl::Status checkReporterIdentity(const UserInfo& user, const std::string& envNs);
 
 // The API: reads Patches from `patches` (the operator's informer cache; may
 // be stale by the watch latency), writes through `client`. Thread-safe.
 // RBAC of the operator: create tokenreviews and subjectaccessreviews; get
-// controllerrevisions; get and update patches/status.
+// controllerrevisions; get and update patches/status; list pods in
+// environments (the reporting test pod).
 class PatchgateApi {
  public:
   PatchgateApi(const runtime::Store& patches, kube::Client& client, Authenticator& auth, Clock& clock)
@@ -66,6 +71,8 @@ class PatchgateApi {
   void shutdown();
 
  private:
+  // The pod `user`'s token is bound to, which must be a test pod in envNs.
+  absl::StatusOr<Json> reportingPod(const UserInfo& user, const std::string& envNs);
   absl::StatusOr<runtime::Object> authorizedPatch(std::string_view authorization, const std::string& verb,
                                                   const std::string& ns, const std::string& name);
 

@@ -81,6 +81,15 @@ absl::StatusOr<UserInfo> Authenticator::authenticate(std::string_view authorizat
   user.uid = jsonString(*r, "/status/user/uid");
   for (const auto& g : jsonAt(*r, "/status/user/groups"))
     if (g.is_string()) user.groups.push_back(g.get<std::string>());
+  const Json& extra = jsonAt(*r, "/status/user/extra");
+  auto first = [&extra](const char* key) {
+    if (!extra.is_object() || !extra.contains(key) || !extra[key].is_array() || extra[key].empty() ||
+        !extra[key][0].is_string())
+      return std::string();
+    return extra[key][0].get<std::string>();
+  };
+  user.podName = first("authentication.kubernetes.io/pod-name");
+  user.podUid = first("authentication.kubernetes.io/pod-uid");
   std::lock_guard lock(mu_);
   // Bounded: expired entries go when the cache grows.
   if (cache_.size() > 10000) {

@@ -22,6 +22,10 @@ struct UserInfo {
   std::string username;
   std::string uid;
   std::vector<std::string> groups;
+  // For a token bound to a pod (a pod's automounted, projected token): the
+  // pod, from the review's extra authentication.kubernetes.io/pod-name, -uid.
+  std::string podName;
+  std::string podUid;
 };
 
 // "Bearer <token>" -> token; UNAUTHENTICATED when missing or malformed.

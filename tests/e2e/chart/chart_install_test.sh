@@ -156,14 +156,14 @@ say "THEN both replicas run in-cluster with the chart's ServiceAccount, one hold
 [[ $(k get deploy -n "$NS" "$FULL" -o jsonpath='{.status.readyReplicas}') == 2 ]] || fail "expected 2 ready replicas"
 for p in $(k get pods -n "$NS" -l app.kubernetes.io/instance="$RELEASE" -o name); do
   [[ $(k get -n "$NS" "$p" -o jsonpath='{.spec.serviceAccountName}') == "$FULL" ]] || fail "$p does not use ServiceAccount $FULL"
-  k logs -n "$NS" "$p" | grep -q '"source":"in-cluster service account"' || fail "$p does not use the in-cluster config"
+  [[ $(k logs -n "$NS" "$p") == *'"source":"in-cluster service account"'* ]] || fail "$p does not use the in-cluster config"
   [[ $(k get -n "$NS" "$p" -o jsonpath='{.status.containerStatuses[0].restartCount}') == 0 ]] || fail "$p restarted"
 done
 LEADER=$(wait_leader 60) || exit 1
 say "   leader: $LEADER (Lease holder $(leader)); both use the in-cluster service account"
 
 say "   the gRPC API's key pair: made once by the operator, in Secret $FULL-api-tls"
-k get secret -n "$NS" "$FULL-api-tls" -o jsonpath='{.type}' | grep -qx kubernetes.io/tls ||
+[[ $(k get secret -n "$NS" "$FULL-api-tls" -o jsonpath='{.type}') == kubernetes.io/tls ]] ||
   fail "no kubernetes.io/tls Secret $FULL-api-tls"
 API_ADDRESS=$(k get svc -n "$NS" "$FULL-api" -o jsonpath='{.spec.clusterIP}:{.spec.ports[0].port}')
 
@@ -222,15 +222,18 @@ api_job no-token - GetPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}"
 api_job no-rights nobody GetPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}"
 wait_phase fix-two 300
 say "   AND a second Patch, fix-two, Succeeded in $(( $(date +%s) - t ))s under the new leader"
-k get patch -n "$APP_NS" fix-two -o jsonpath='{.status.history}' | grep -q Succeeded || fail "no Succeeded entry in fix-two's history"
+[[ $(k get patch -n "$APP_NS" fix-two -o jsonpath='{.status.history}') == *Succeeded* ]] || fail "no Succeeded entry in fix-two's history"
 [[ $(job_result watch-fix-two 120) == Complete ]] || { k logs -n "$APP_NS" job/watch-fix-two >&2; fail "the WatchPatch Job failed"; }
 k logs -n "$APP_NS" job/watch-fix-two > "$WORK/watch.log"
 grep -q '"phase": "Succeeded"' "$WORK/watch.log" || { cat "$WORK/watch.log" >&2; fail "the watch did not end on Succeeded"; }
 say "   AND the pipeline Job's WatchPatch (grpcurl, in-cluster) followed it to Succeeded: $(grep -c '^  "type"' "$WORK/watch.log") event(s)"
+# (Logs into a variable first: `k logs | grep -q` can fail on SIGPIPE under pipefail.)
 [[ $(job_result no-token 60) == Failed ]] || fail "a call without a token succeeded"
-k logs -n "$APP_NS" job/no-token | grep -q "Code: Unauthenticated" || { k logs -n "$APP_NS" job/no-token >&2; fail "no token: expected Unauthenticated"; }
+out=$(k logs -n "$APP_NS" job/no-token 2>&1)
+[[ $out == *"Code: Unauthenticated"* ]] || fail "no token: expected Unauthenticated, got: $out"
 [[ $(job_result no-rights 60) == Failed ]] || fail "a call without rights succeeded"
-k logs -n "$APP_NS" job/no-rights | grep -q "Code: PermissionDenied" || { k logs -n "$APP_NS" job/no-rights >&2; fail "no rights: expected PermissionDenied"; }
+out=$(k logs -n "$APP_NS" job/no-rights 2>&1)
+[[ $out == *"Code: PermissionDenied"* ]] || fail "no rights: expected PermissionDenied, got: $out"
 say "   AND without a token: Unauthenticated; a ServiceAccount without rights: PermissionDenied"
 
 say "WHEN helm upgrade changes values (logLevel=debug, workers=3)"

@@ -5,8 +5,9 @@
 #   rights gets PERMISSION_DENIED;
 # - a service account with get/watch on patches reads a Patch and watches it
 #   through approval to Succeeded (the stream ends by itself);
-# - a service account of the Patch's environment namespace reports test
-#   results, which appear in status.testReports; one of another namespace can't.
+# - the Patch's test pod (a token bound to it) reports test results, which
+#   appear in status.testReports; a service account of another namespace, or
+#   the environment's with a token bound to no pod, can't.
 # The operator serves its self-signed development certificate; the client
 # trusts exactly the certificate the server presents.
 # Usage: grpc_api_test.sh OPERATOR_BINARY VENV_DIR
@@ -106,17 +107,23 @@ say "GetPatch with the pipeline's token: phase AwaitingApproval, ticket INC-4211
 # --- The environment's test pod reports results.
 ENV_NS=$(k get patch -n "$NS" fix -o jsonpath='{.status.environment.namespace}')
 [[ -n $ENV_NS ]] || fail "no environment namespace in status"
-k create sa -n "$ENV_NS" reporter >/dev/null
+# The test Job's pod (it ran as the environment's default service account):
+# a token bound to it is what the pod's automounted token is.
+TEST_POD=$(k get pods -n "$ENV_NS" -l patchgate.dev/test -o jsonpath='{.items[0].metadata.name}')
+[[ -n $TEST_POD ]] || fail "no test pod in $ENV_NS"
+TESTER=$(k create token -n "$ENV_NS" default --bound-object-kind Pod --bound-object-name "$TEST_POD" --duration=1h) ||
+  fail "cannot create a token bound to pod $ENV_NS/$TEST_POD"
+UNBOUND=$(k create token -n "$ENV_NS" default --duration=1h) || fail "cannot create a token in $ENV_NS"
 k create sa -n "$NS" reporter >/dev/null
-TESTER=$(k create token -n "$ENV_NS" reporter --duration=1h) || fail "cannot create a token in $ENV_NS"
 OUTSIDER=$(k create token -n "$NS" reporter --duration=1h)
 expect_code PERMISSION_DENIED "SA reporter of the production namespace" "$OUTSIDER" report "$ENV_NS" fix pod-tests
 expect_code PERMISSION_DENIED "SA pipeline" "$PIPELINE" report "$ENV_NS" fix pod-tests
+expect_code PERMISSION_DENIED "the environment's SA, token bound to no pod" "$UNBOUND" report "$ENV_NS" fix pod-tests
 got=$(call "$TESTER" report "$ENV_NS" fix pod-tests) || fail "ReportTestResults failed: $got"
 [[ $got == *'"failed": 1'* ]] || fail "ReportTestResults answer: $got"
 reported=$(k get patch -n "$NS" fix -o jsonpath='{.status.testReports.pod-tests[0].cases[1].name}')
 [[ $reported == "POST /pay" ]] || fail "reported results not in status: '$reported'"
-say "ReportTestResults from $ENV_NS/reporter: in status.testReports.pod-tests"
+say "ReportTestResults with the token of test pod $ENV_NS/$TEST_POD: in status.testReports.pod-tests"
 
 # --- Watch through approval to the end.
 call "$PIPELINE" watch "$NS" fix > "$WORK/watch.out" 2>&1 &

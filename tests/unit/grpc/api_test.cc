@@ -29,6 +29,7 @@ class ReviewingClient final : public testing::ForwardingClient {
 
   std::map<std::string, std::string> users;  // token -> username
   std::set<std::string> allowed;             // "user verb resource ns"
+  std::map<std::string, std::string> podOf;  // token -> the pod it is bound to
   int tokenReviews = 0;
   int accessReviews = 0;
 
@@ -40,6 +41,9 @@ class ReviewingClient final : public testing::ForwardingClient {
       auto it = users.find(obj["spec"]["token"].get<std::string>());
       out["status"] = {{"authenticated", it != users.end()}};
       if (it != users.end()) out["status"]["user"] = {{"username", it->second}, {"groups", {"g"}}};
+      if (auto pod = podOf.find(obj["spec"]["token"].get<std::string>()); pod != podOf.end())
+        out["status"]["user"]["extra"] = {{"authentication.kubernetes.io/pod-name", {pod->second}},
+                                          {"authentication.kubernetes.io/pod-uid", {"uid-" + pod->second}}};
       return out;
     }
     if (rt.resource == "subjectaccessreviews") {
@@ -77,11 +81,28 @@ class ApiTest : public ::testing::Test {
     client_.users = {{"alice-token", "alice"},
                      {"nobody-token", "nobody"},
                      {"tester-token", "system:serviceaccount:pg-env-fix:default"},
+                     {"unbound-token", "system:serviceaccount:pg-env-fix:default"},
+                     {"app-token", "system:serviceaccount:pg-env-fix:default"},
+                     {"old-tester-token", "system:serviceaccount:pg-env-fix:default"},
                      {"other-sa-token", "system:serviceaccount:elsewhere:default"}};
+    // The test Job's pod, a copy under test, and a test pod of an older Patch.
+    client_.podOf = {{"tester-token", "pgt-smoke-1-x7k2p"},
+                     {"app-token", "checkout-5f9c-abcde"},
+                     {"old-tester-token", "pgt-smoke-1-old"}};
+    seedPod("pgt-smoke-1-x7k2p", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u1"}});
+    seedPod("checkout-5f9c-abcde", {{"app", "checkout"}, {"patchgate.dev/patch-uid", "u1"}});
+    seedPod("pgt-smoke-1-old", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u0"}});
     client_.allowed = {"alice get patches shop", "alice watch patches shop",
                        "alice list controllerrevisions shop"};
     Json p = fake_.seed(rs::kPatch, patchObject("Testing"));
     store_.upsert(p);
+  }
+
+  void seedPod(const std::string& name, Json labels) {
+    fake_.seed(rs::kPod, {{"apiVersion", "v1"},
+                          {"kind", "Pod"},
+                          {"metadata", {{"namespace", "pg-env-fix"}, {"name", name}, {"uid", "uid-" + name},
+                                        {"labels", labels}}}});
   }
 
   void setPhase(const std::string& phase) {
@@ -389,6 +410,26 @@ TEST_F(ApiTest, ReportByAPersonIsDenied) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(ApiTest, ReportNeedsTheTokenOfATestPodOfThisPatch) {
+  for (const char* token : {"unbound-token", "app-token", "old-tester-token"}) {
+    auto r = api_.reportTestResults(std::string("Bearer ") + token, report());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << token;
+  }
+  EXPECT_THAT(std::string(api_.reportTestResults("Bearer unbound-token", report()).status().message()),
+              HasSubstr("bound to no pod"));
+  EXPECT_THAT(std::string(api_.reportTestResults("Bearer app-token", report()).status().message()),
+              HasSubstr("not a patchgate test pod"));
+  EXPECT_TRUE(fake_.calls("updateStatus").empty());
+  // A pod that is gone (or replaced under the same name) does not count.
+  fake_.erase(rs::kPod, "pg-env-fix", "pgt-smoke-1-x7k2p");
+  seedPod("pgt-smoke-1-x7k2p", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u1"}});
+  Json replaced = fake_.object(rs::kPod, "pg-env-fix", "pgt-smoke-1-x7k2p");
+  replaced["metadata"]["uid"] = "another-uid";
+  fake_.seed(rs::kPod, replaced);
+  EXPECT_EQ(api_.reportTestResults("Bearer tester-token", report()).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 TEST_F(ApiTest, ReportForAnUnknownPatchIsNotFound) {
   auto rq = report();
   rq.set_patch("nope");
@@ -397,10 +438,11 @@ TEST_F(ApiTest, ReportForAnUnknownPatchIsNotFound) {
 
 TEST(CheckReporter, NeedsTheSameEnvironment) {
   UserInfo sa{"system:serviceaccount:env-a:default", "", {}};
-  EXPECT_TRUE(checkReporter(sa, "env-a", patchObject("Testing", "env-a")).ok());
-  EXPECT_EQ(checkReporter(sa, "env-a", patchObject("Testing", "env-b")).code(),
+  Json pod = {{"metadata", {{"name", "t"}, {"labels", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u1"}}}}}};
+  EXPECT_TRUE(checkReporter(sa, "env-a", patchObject("Testing", "env-a"), pod).ok());
+  EXPECT_EQ(checkReporter(sa, "env-a", patchObject("Testing", "env-b"), pod).code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(checkReporter(sa, "env-a", patchObject("Testing", "")).code(),
+  EXPECT_EQ(checkReporter(sa, "env-a", patchObject("Testing", ""), pod).code(),
             absl::StatusCode::kPermissionDenied);
 }
 
