@@ -95,7 +95,10 @@ absl::Status checkReporter(const UserInfo& user, const std::string& envNs, const
         absl::StrCat("namespace ", envNs, " is not the environment of patch ", kube::objectKey(patch)));
   const Json& labels = jsonAt(pod, "/metadata/labels");
   std::string podName = jsonString(pod, "/metadata/name");
-  if (!labels.is_object() || !labels.contains(v1::kLabelTest))
+  bool ofAJob = false;
+  for (const auto& ref : jsonAt(pod, "/metadata/ownerReferences"))
+    if (ref.value("kind", "") == "Job" && ref.value("controller", false)) ofAJob = true;
+  if (!labels.is_object() || !labels.contains(v1::kLabelTest) || !ofAJob)
     return absl::PermissionDeniedError(absl::StrCat("pod ", podName, " is not a patchgate test pod"));
   if (labels.value(v1::kLabelPatchUid, "") != jsonString(patch, "/metadata/uid"))
     return absl::PermissionDeniedError(
@@ -255,6 +258,10 @@ absl::StatusOr<pb::ReportTestResultsResponse> PatchgateApi::reportTestResults(
   auto pod = reportingPod(*user, req.namespace_());
   if (!pod.ok()) return pod.status();
   if (auto s = checkReporter(*user, req.namespace_(), *patch, *pod); !s.ok()) return s;
+  // ...and reports for its own test only.
+  if (const Json& l = jsonAt(*pod, "/metadata/labels"); l.value(v1::kLabelTest, "") != req.test())
+    return absl::PermissionDeniedError(absl::StrCat("pod ", jsonString(*pod, "/metadata/name"), " runs test ",
+                                                    l.value(v1::kLabelTest, ""), ", not ", req.test()));
 
   Json suites = suitesToJson(req);
   pb::ReportTestResultsResponse resp;

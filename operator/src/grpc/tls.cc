@@ -61,7 +61,7 @@ std::string renewalReason(const std::string& pem, const std::vector<std::string>
 }
 
 absl::StatusOr<KeyPair> fromSecret(const Json& secret, const std::string& where) {
-  KeyPair pair{secretPem(secret, "tls.crt"), secretPem(secret, "tls.key")};
+  KeyPair pair{secretPem(secret, "tls.crt"), secretPem(secret, "tls.key"), secretPem(secret, "ca.crt")};
   if (pair.certPem.find("BEGIN CERTIFICATE") == std::string::npos ||
       pair.keyPem.find("PRIVATE KEY") == std::string::npos)
     return absl::FailedPreconditionError(
@@ -138,6 +138,9 @@ absl::StatusOr<KeyPair> sharedKeyPair(kube::Client& client, const std::string& n
   }
   auto pair = generateSelfSigned(commonName, dnsNames);
   if (!pair.ok()) return pair.status();
+  // While replicas restart one by one, some still serve the old certificate.
+  pair->caPem = pair->certPem;
+  if (existing.ok()) pair->caPem += secretPem(*existing, "tls.crt");
   Json secret = {{"apiVersion", "v1"},
                  {"kind", "Secret"},
                  {"type", "kubernetes.io/tls"},
@@ -150,7 +153,7 @@ absl::StatusOr<KeyPair> sharedKeyPair(kube::Client& client, const std::string& n
                  {"data",
                   {{"tls.crt", absl::Base64Escape(pair->certPem)},
                    {"tls.key", absl::Base64Escape(pair->keyPem)},
-                   {"ca.crt", absl::Base64Escape(pair->certPem)}}}};
+                   {"ca.crt", absl::Base64Escape(pair->caPem)}}}};
   if (!renewing.empty()) secret["metadata"]["annotations"]["patchgate.dev/renewed-because"] = renewing;
   absl::StatusOr<Json> written;
   if (existing.ok()) {
@@ -191,7 +194,7 @@ absl::StatusOr<ApiTls> loadApiTls(kube::Client& client, const ApiTlsOptions& opt
     tls.generatedAtStart = true;
   }
   if (options.caFile.empty()) {
-    tls.caPem = tls.keyPair.certPem;
+    tls.caPem = tls.keyPair.caPem.empty() ? tls.keyPair.certPem : tls.keyPair.caPem;
   } else {
     auto ca = kube::readFile(options.caFile);
     // A Secret from a public CA may have no ca.crt: clients then use the chain.

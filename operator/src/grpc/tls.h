@@ -14,6 +14,7 @@ namespace patchgate::grpcapi {
 struct KeyPair {
   std::string certPem;
   std::string keyPem;
+  std::string caPem;  // what clients trust, when known (a Secret's ca.crt)
 };
 
 // A new key and self-signed certificate (EC P-256, valid `validDays`) whose
@@ -32,7 +33,9 @@ absl::StatusOr<KeyPair> readKeyPair(const std::string& certFile, const std::stri
 // certificate and clients trust one ca.crt. A pair made by patchgate (label
 // app.kubernetes.io/managed-by=patchgate) is replaced at start when it lacks
 // one of dnsNames or expires within 30 days (the winner of racing replicas is
-// served by all). RBAC: get, create and update the Secret in ns.
+// served by all); its ca.crt then holds the new and the old certificate, so
+// that clients trust both while the replicas restart one by one.
+// RBAC: get, create and update the Secret in ns.
 absl::StatusOr<KeyPair> sharedKeyPair(kube::Client& client, const std::string& ns, const std::string& name,
                                       const std::string& commonName, const std::vector<std::string>& dnsNames);
 

@@ -116,14 +116,15 @@ TESTER=$(k create token -n "$ENV_NS" default --bound-object-kind Pod --bound-obj
 UNBOUND=$(k create token -n "$ENV_NS" default --duration=1h) || fail "cannot create a token in $ENV_NS"
 k create sa -n "$NS" reporter >/dev/null
 OUTSIDER=$(k create token -n "$NS" reporter --duration=1h)
-expect_code PERMISSION_DENIED "SA reporter of the production namespace" "$OUTSIDER" report "$ENV_NS" fix pod-tests
-expect_code PERMISSION_DENIED "SA pipeline" "$PIPELINE" report "$ENV_NS" fix pod-tests
-expect_code PERMISSION_DENIED "the environment's SA, token bound to no pod" "$UNBOUND" report "$ENV_NS" fix pod-tests
-got=$(call "$TESTER" report "$ENV_NS" fix pod-tests) || fail "ReportTestResults failed: $got"
+expect_code PERMISSION_DENIED "SA reporter of the production namespace" "$OUTSIDER" report "$ENV_NS" fix smoke
+expect_code PERMISSION_DENIED "SA pipeline" "$PIPELINE" report "$ENV_NS" fix smoke
+expect_code PERMISSION_DENIED "the environment's SA, token bound to no pod" "$UNBOUND" report "$ENV_NS" fix smoke
+expect_code PERMISSION_DENIED "the test pod of smoke, for another test" "$TESTER" report "$ENV_NS" fix load
+got=$(call "$TESTER" report "$ENV_NS" fix smoke) || fail "ReportTestResults failed: $got"
 [[ $got == *'"failed": 1'* ]] || fail "ReportTestResults answer: $got"
-reported=$(k get patch -n "$NS" fix -o jsonpath='{.status.testReports.pod-tests[0].cases[1].name}')
+reported=$(k get patch -n "$NS" fix -o jsonpath='{.status.testReports.smoke[0].cases[1].name}')
 [[ $reported == "POST /pay" ]] || fail "reported results not in status: '$reported'"
-say "ReportTestResults with the token of test pod $ENV_NS/$TEST_POD: in status.testReports.pod-tests"
+say "ReportTestResults with the token of test pod $ENV_NS/$TEST_POD: in status.testReports.smoke"
 
 # --- Watch through approval to the end.
 call "$PIPELINE" watch "$NS" fix > "$WORK/watch.out" 2>&1 &
@@ -146,6 +147,6 @@ say "WatchPatch followed it to Succeeded: $(grep -c phase "$WORK/watch.out") eve
 got=$(call "$PIPELINE" revisions "$NS" Deployment checkout) || fail "ListRevisions failed: $got"
 [[ $got == *'"revisions"'* ]] || fail "ListRevisions: $got"
 got=$(call "$PIPELINE" changerecord "$NS" fix) || fail "GetChangeRecord failed: $got"
-[[ $got == *INC-4211* && $got == *'| pod-tests | api | POST /pay | **failed** |'* ]] || fail "GetChangeRecord: $got"
+[[ $got == *INC-4211* && $got == *'| smoke | api | POST /pay | **failed** |'* ]] || fail "GetChangeRecord: $got"
 say "GetChangeRecord: Markdown with the ticket and the reported results"
 say "PASS"

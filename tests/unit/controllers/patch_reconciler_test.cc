@@ -245,6 +245,25 @@ TEST_F(PatchReconcilerTest, WithAFixedApiAddressTestPodsGetItAndAToken) {
   EXPECT_EQ(rule["ports"][0]["port"], 9443);
 }
 
+TEST_F(PatchReconcilerTest, AnOperatorRestartedWithoutTheTestApiGivesNoTokenWhereItWasProvisioned) {
+  seedApiService(client_);
+  useOptions(serviceApiOptions());
+  createPatch("fix");
+  for (int i = 0; i < 10 && jsonString(status("fix"), "/environment/testApi/address").empty(); ++i)
+    ASSERT_TRUE(reconcile("fix").ok());
+  ASSERT_FALSE(jsonString(status("fix"), "/environment/testApi/address").empty());
+  useOptions({});  // restarted with --grpc-test-pods=false
+  std::string env = envNamespace("fix");
+  markHealthy(res::kDeployment, env, "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("fix").ok());
+  Json job = client_.object(res::kJob, env, "pgt-smoke-1");
+  ASSERT_FALSE(job.is_null());
+  EXPECT_EQ(job["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "");
+  EXPECT_TRUE(client_.object(res::kConfigMap, env, "patchgate-api-ca").is_null());
+}
+
 TEST_F(PatchReconcilerTest, AMissingApiServiceLetsTestsRunWithoutTheApiAndSaysSo) {
   useOptions(serviceApiOptions());  // the Service was never created
   createPatch("fix");

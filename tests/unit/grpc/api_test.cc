@@ -84,25 +84,33 @@ class ApiTest : public ::testing::Test {
                      {"unbound-token", "system:serviceaccount:pg-env-fix:default"},
                      {"app-token", "system:serviceaccount:pg-env-fix:default"},
                      {"old-tester-token", "system:serviceaccount:pg-env-fix:default"},
+                     {"lookalike-token", "system:serviceaccount:pg-env-fix:default"},
                      {"other-sa-token", "system:serviceaccount:elsewhere:default"}};
     // The test Job's pod, a copy under test, and a test pod of an older Patch.
     client_.podOf = {{"tester-token", "pgt-smoke-1-x7k2p"},
                      {"app-token", "checkout-5f9c-abcde"},
-                     {"old-tester-token", "pgt-smoke-1-old"}};
+                     {"old-tester-token", "pgt-smoke-1-old"},
+                     {"lookalike-token", "checkout-5f9c-fghij"}};
     seedPod("pgt-smoke-1-x7k2p", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u1"}});
     seedPod("checkout-5f9c-abcde", {{"app", "checkout"}, {"patchgate.dev/patch-uid", "u1"}});
     seedPod("pgt-smoke-1-old", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u0"}});
+    // A copy under test whose template a change labelled like a test pod.
+    seedPod("checkout-5f9c-fghij", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u1"}},
+            "ReplicaSet");
     client_.allowed = {"alice get patches shop", "alice watch patches shop",
                        "alice list controllerrevisions shop"};
     Json p = fake_.seed(rs::kPatch, patchObject("Testing"));
     store_.upsert(p);
   }
 
-  void seedPod(const std::string& name, Json labels) {
+  // A pod of the environment, made by a Job (test pods) or a ReplicaSet.
+  void seedPod(const std::string& name, Json labels, const std::string& ownerKind = "Job") {
     fake_.seed(rs::kPod, {{"apiVersion", "v1"},
                           {"kind", "Pod"},
                           {"metadata", {{"namespace", "pg-env-fix"}, {"name", name}, {"uid", "uid-" + name},
-                                        {"labels", labels}}}});
+                                        {"labels", labels},
+                                        {"ownerReferences", {{{"kind", ownerKind}, {"name", "owner"},
+                                                              {"controller", true}}}}}}});
   }
 
   void setPhase(const std::string& phase) {
@@ -411,7 +419,7 @@ TEST_F(ApiTest, ReportByAPersonIsDenied) {
 }
 
 TEST_F(ApiTest, ReportNeedsTheTokenOfATestPodOfThisPatch) {
-  for (const char* token : {"unbound-token", "app-token", "old-tester-token"}) {
+  for (const char* token : {"unbound-token", "app-token", "old-tester-token", "lookalike-token"}) {
     auto r = api_.reportTestResults(std::string("Bearer ") + token, report());
     EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << token;
   }
@@ -419,6 +427,11 @@ TEST_F(ApiTest, ReportNeedsTheTokenOfATestPodOfThisPatch) {
               HasSubstr("bound to no pod"));
   EXPECT_THAT(std::string(api_.reportTestResults("Bearer app-token", report()).status().message()),
               HasSubstr("not a patchgate test pod"));
+  // A test pod reports for its own test only.
+  auto other = report();
+  other.set_test("load");
+  EXPECT_EQ(api_.reportTestResults("Bearer tester-token", other).status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(fake_.calls("updateStatus").empty());
   // A pod that is gone (or replaced under the same name) does not count.
   fake_.erase(rs::kPod, "pg-env-fix", "pgt-smoke-1-x7k2p");
@@ -438,7 +451,10 @@ TEST_F(ApiTest, ReportForAnUnknownPatchIsNotFound) {
 
 TEST(CheckReporter, NeedsTheSameEnvironment) {
   UserInfo sa{"system:serviceaccount:env-a:default", "", {}};
-  Json pod = {{"metadata", {{"name", "t"}, {"labels", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u1"}}}}}};
+  Json pod = {{"metadata",
+               {{"name", "t"},
+                {"labels", {{"patchgate.dev/test", "smoke"}, {"patchgate.dev/patch-uid", "u1"}}},
+                {"ownerReferences", {{{"kind", "Job"}, {"name", "pgt-smoke-1"}, {"controller", true}}}}}}};
   EXPECT_TRUE(checkReporter(sa, "env-a", patchObject("Testing", "env-a"), pod).ok());
   EXPECT_EQ(checkReporter(sa, "env-a", patchObject("Testing", "env-b"), pod).code(),
             absl::StatusCode::kPermissionDenied);

@@ -132,6 +132,8 @@ TEST(SharedKeyPair, RenewsOurPairWhenANameIsMissingOrItExpiresSoon) {
     EXPECT_TRUE(certCovers(pair->certPem, "patchgate-api.patchgate-system.svc"));
     ASSERT_EQ(client.calls("update", "secrets").size(), 1u);
     EXPECT_FALSE(client.calls("update", "secrets")[0].body["metadata"]["resourceVersion"].get<std::string>().empty());
+    // Clients trust both while the replicas restart.
+    EXPECT_EQ(pair->caPem, pair->certPem + old->certPem);
     Json stored = client.object(res::kSecret, "patchgate-system", "patchgate-api-tls");
     EXPECT_NE(stored["metadata"]["annotations"]["patchgate.dev/renewed-because"].get<std::string>().find(
                   expiring ? "expires" : "does not cover"),

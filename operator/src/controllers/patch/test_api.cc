@@ -100,6 +100,9 @@ absl::StatusOr<PatchReconciler::TestApiEndpoint> PatchReconciler::testApiEndpoin
   if (!svc.ok()) {
     if (kube::isNotFound(svc.status()))
       return absl::FailedPreconditionError(absl::StrCat("API service ", where, " not found"));
+    if (kube::isForbidden(svc.status()))  // will not pass by itself
+      return absl::FailedPreconditionError(
+          absl::StrCat("not allowed to read API service ", where, ": ", svc.status().message()));
     return svc.status();  // may pass: retried
   }
   std::string ip = jsonString(*svc, "/spec/clusterIP");
@@ -155,8 +158,11 @@ absl::Status PatchReconciler::provisionTestApi(Pass& p) {
 absl::StatusOr<bool> PatchReconciler::addTestApi(Pass& p, Json& podSpec) {
   const Json& api = jsonAt(p.status, "/environment/testApi");
   std::string address = api.is_object() ? api.value("address", "") : "";
-  podSpec["automountServiceAccountToken"] = !address.empty();
-  if (address.empty()) return false;
+  // Also off when this operator runs without the test API (restarted with
+  // other flags since the environment was provisioned).
+  bool on = !address.empty() && options_.testApi.enabled() && !options_.testApi.caPem.empty();
+  podSpec["automountServiceAccountToken"] = on;
+  if (!on) return false;
   // The CA, kept current: it changes when the API's certificate is renewed.
   const std::string envNs = p.envNamespace();
   Json ca = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
@@ -166,15 +172,24 @@ absl::StatusOr<bool> PatchReconciler::addTestApi(Pass& p, Json& podSpec) {
   if (!existing.ok() && !kube::isNotFound(existing.status())) return existing.status();
   if (!existing.ok()) {
     if (auto s = ensureCreated(client_, kube::resources::kConfigMap, envNs, ca); !s.ok()) return s;
-  } else if (jsonString(*existing, "/data/ca.crt") != options_.testApi.caPem) {
+  } else if (jsonString(*existing, "/data/ca.crt").find(options_.testApi.caPem) == std::string::npos) {
+    // Only when ours is not in it: while replicas roll after a renewal, the
+    // one with the old pair must not undo the bundle of old and new.
     ca["metadata"]["resourceVersion"] = jsonString(*existing, "/metadata/resourceVersion");
     auto updated = client_.update(kube::resources::kConfigMap, envNs, ca);
     if (!updated.ok()) return updated.status();  // a conflict is retried
   }
   Json& container = podSpec["containers"][0];
-  container["env"].push_back({{"name", "PATCHGATE_API_ADDRESS"}, {"value", address}});
-  container["env"].push_back({{"name", "PATCHGATE_API_SERVER_NAME"}, {"value", api.value("serverName", "")}});
-  container["env"].push_back({{"name", "PATCHGATE_API_CA_FILE"}, {"value", absl::StrCat(kApiCaDir, "/ca.crt")}});
+  Json& env = container["env"];
+  // A value the test declares itself wins.
+  auto set = [&env](const std::string& name, const std::string& value) {
+    for (const auto& e : env)
+      if (e.value("name", "") == name) return;
+    env.push_back({{"name", name}, {"value", value}});
+  };
+  set("PATCHGATE_API_ADDRESS", address);
+  set("PATCHGATE_API_SERVER_NAME", api.value("serverName", ""));
+  set("PATCHGATE_API_CA_FILE", absl::StrCat(kApiCaDir, "/ca.crt"));
   container["volumeMounts"] = Json::array({{{"name", "patchgate-api"}, {"mountPath", kApiCaDir}, {"readOnly", true}}});
   podSpec["volumes"] = Json::array({{{"name", "patchgate-api"}, {"configMap", {{"name", kApiCaConfigMap}}}}});
   return true;
