@@ -101,11 +101,8 @@ absl::StatusOr<patchgate::grpcapi::ApiTls> configureApi(patchgate::kube::Client&
   to.secretName = absl::GetFlag(FLAGS_grpc_tls_secret);
   // The names clients verify: the Service's, and the test pods' server name.
   if (!service.empty()) to.dnsNames = grpcapi::serviceDnsNames(serviceNs, service);
-  std::string testHost = testApi.serverName;
-  if (testHost.empty() && !testApi.address.empty()) {
-    testHost = testApi.address.substr(0, testApi.address.rfind(':'));
-    if (testHost.size() > 1 && testHost.front() == '[') testHost = testHost.substr(1, testHost.size() - 2);
-  }
+  std::string testHost =
+      testApi.serverName.empty() ? controllers::patch::addressHost(testApi.address) : testApi.serverName;
   if (!testHost.empty()) to.dnsNames.push_back(testHost);
   // The API server may still be starting: retry a shared Secret briefly
   // (the health probes start only after this).
@@ -119,12 +116,10 @@ absl::StatusOr<patchgate::grpcapi::ApiTls> configureApi(patchgate::kube::Client&
   }
   if (!tls.ok()) return tls.status();
   if (tls->generatedAtStart)
-    log.warn(testApi.enabled()
-                 ? "gRPC API uses a self-signed certificate generated at start (development only): with "
-                   "several replicas each serves its own, and test pods trust only this one's; give "
-                   "--grpc-tls-secret or --grpc-tls-cert-file/--grpc-tls-key-file"
-                 : "gRPC API uses a self-signed certificate generated at start (development only); give "
-                   "--grpc-tls-secret or --grpc-tls-cert-file/--grpc-tls-key-file in production");
+    log.warn(absl::StrCat(
+        "gRPC API uses a self-signed certificate generated at start (development only)",
+        testApi.enabled() ? ": with several replicas each serves its own, and test pods trust only this one's" : "",
+        "; give --grpc-tls-secret or --grpc-tls-cert-file/--grpc-tls-key-file in production"));
   if (tls->caFileMissing && testApi.enabled())
     log.warn("cannot read --grpc-tls-ca-file; test pods trust the serving certificate instead",
              {{"file", to.caFile}});

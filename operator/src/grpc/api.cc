@@ -93,14 +93,13 @@ absl::Status checkReporter(const UserInfo& user, const std::string& envNs, const
   if (patchEnv.empty() || patchEnv != envNs)
     return absl::PermissionDeniedError(
         absl::StrCat("namespace ", envNs, " is not the environment of patch ", kube::objectKey(patch)));
-  const Json& labels = jsonAt(pod, "/metadata/labels");
   std::string podName = jsonString(pod, "/metadata/name");
   bool ofAJob = false;
   for (const auto& ref : jsonAt(pod, "/metadata/ownerReferences"))
     if (ref.value("kind", "") == "Job" && ref.value("controller", false)) ofAJob = true;
-  if (!labels.is_object() || !labels.contains(v1::kLabelTest) || !ofAJob)
+  if (label(pod, v1::kLabelTest).empty() || !ofAJob)
     return absl::PermissionDeniedError(absl::StrCat("pod ", podName, " is not a patchgate test pod"));
-  if (labels.value(v1::kLabelPatchUid, "") != jsonString(patch, "/metadata/uid"))
+  if (label(pod, v1::kLabelPatchUid) != jsonString(patch, "/metadata/uid"))
     return absl::PermissionDeniedError(
         absl::StrCat("pod ", podName, " tests another patch than ", kube::objectKey(patch)));
   return absl::OkStatus();
@@ -115,10 +114,11 @@ absl::StatusOr<Json> PatchgateApi::reportingPod(const UserInfo& user, const std:
   lo.fieldSelector = absl::StrCat("metadata.name=", user.podName);
   auto pods = client_.list(kube::resources::kPod, envNs, lo);
   if (!pods.ok()) return absl::UnavailableError(absl::StrCat("cannot look up the pod: ", pods.status().message()));
-  for (const auto& pod : jsonAt(*pods, "/items")) {
-    if (!user.podUid.empty() && jsonString(pod, "/metadata/uid") != user.podUid) break;
-    return pod;
-  }
+  // At most one pod has the name; a new one under it (another uid) is not the token's.
+  const Json& items = jsonAt(*pods, "/items");
+  if (items.is_array() && !items.empty() &&
+      (user.podUid.empty() || jsonString(items[0], "/metadata/uid") == user.podUid))
+    return items[0];
   return absl::PermissionDeniedError(absl::StrCat("the token's pod ", user.podName, " is not in ", envNs));
 }
 
@@ -259,9 +259,9 @@ absl::StatusOr<pb::ReportTestResultsResponse> PatchgateApi::reportTestResults(
   if (!pod.ok()) return pod.status();
   if (auto s = checkReporter(*user, req.namespace_(), *patch, *pod); !s.ok()) return s;
   // ...and reports for its own test only.
-  if (const Json& l = jsonAt(*pod, "/metadata/labels"); l.value(v1::kLabelTest, "") != req.test())
-    return absl::PermissionDeniedError(absl::StrCat("pod ", jsonString(*pod, "/metadata/name"), " runs test ",
-                                                    l.value(v1::kLabelTest, ""), ", not ", req.test()));
+  if (std::string runs = label(*pod, v1::kLabelTest); runs != req.test())
+    return absl::PermissionDeniedError(
+        absl::StrCat("pod ", jsonString(*pod, "/metadata/name"), " runs test ", runs, ", not ", req.test()));
 
   Json suites = suitesToJson(req);
   pb::ReportTestResultsResponse resp;

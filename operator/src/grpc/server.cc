@@ -26,6 +26,13 @@ std::string authorization(const grpc::ServerContext* ctx) {
   return std::string(it->second.data(), it->second.size());
 }
 
+// A unary call: the API's answer into `resp`, its status mapped.
+template <typename Response>
+grpc::Status answer(absl::StatusOr<Response> r, Response* resp) {
+  if (r.ok()) *resp = std::move(*r);
+  return toGrpc(r.status());
+}
+
 }  // namespace
 
 // The gRPC adapter: metadata in, absl::Status mapped out. Synchronous API:
@@ -36,9 +43,7 @@ class GrpcServer::Service final : public v1::Patchgate::Service {
   explicit Service(PatchgateApi& api) : api_(api) {}
 
   grpc::Status GetPatch(grpc::ServerContext* ctx, const v1::GetPatchRequest* req, v1::Patch* resp) override {
-    auto r = api_.getPatch(authorization(ctx), *req);
-    if (r.ok()) *resp = std::move(*r);
-    return toGrpc(r.status());
+    return answer(api_.getPatch(authorization(ctx), *req), resp);
   }
   grpc::Status WatchPatch(grpc::ServerContext* ctx, const v1::WatchPatchRequest* req,
                           grpc::ServerWriter<v1::PatchEvent>* writer) override {
@@ -48,21 +53,15 @@ class GrpcServer::Service final : public v1::Patchgate::Service {
   }
   grpc::Status ListRevisions(grpc::ServerContext* ctx, const v1::ListRevisionsRequest* req,
                              v1::ListRevisionsResponse* resp) override {
-    auto r = api_.listRevisions(authorization(ctx), *req);
-    if (r.ok()) *resp = std::move(*r);
-    return toGrpc(r.status());
+    return answer(api_.listRevisions(authorization(ctx), *req), resp);
   }
   grpc::Status GetChangeRecord(grpc::ServerContext* ctx, const v1::GetPatchRequest* req,
                                v1::ChangeRecord* resp) override {
-    auto r = api_.getChangeRecord(authorization(ctx), *req);
-    if (r.ok()) *resp = std::move(*r);
-    return toGrpc(r.status());
+    return answer(api_.getChangeRecord(authorization(ctx), *req), resp);
   }
   grpc::Status ReportTestResults(grpc::ServerContext* ctx, const v1::ReportTestResultsRequest* req,
                                  v1::ReportTestResultsResponse* resp) override {
-    auto r = api_.reportTestResults(authorization(ctx), *req);
-    if (r.ok()) *resp = std::move(*r);
-    return toGrpc(r.status());
+    return answer(api_.reportTestResults(authorization(ctx), *req), resp);
   }
 
  private:

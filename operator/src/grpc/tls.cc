@@ -1,6 +1,5 @@
 #include "grpc/tls.h"
 
-#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -12,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
+#include "common/net.h"
 #include "kube/config/rest_config.h"
 #include "kube/errors.h"
 #include "kube/resource.h"
@@ -34,11 +34,6 @@ std::string secretPem(const Json& secret, const std::string& key) {
   return decoded;
 }
 
-bool isIpLiteral(const std::string& name) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
-}
-
 constexpr int kRenewDays = 30;
 
 // Why a certificate we made must be replaced ("" if it is fine): a name
@@ -50,7 +45,7 @@ std::string renewalReason(const std::string& pem, const std::vector<std::string>
                                                    X509_free);
   if (!cert) return "the certificate cannot be parsed";
   for (const auto& name : names) {
-    bool covered = isIpLiteral(name) ? X509_check_ip_asc(cert.get(), name.c_str(), 0) == 1
+    bool covered = ipVersion(name) != 0 ? X509_check_ip_asc(cert.get(), name.c_str(), 0) == 1
                                      : X509_check_host(cert.get(), name.c_str(), name.size(), 0, nullptr) == 1;
     if (!covered) return absl::StrCat("the certificate does not cover ", name);
   }
@@ -97,7 +92,7 @@ absl::StatusOr<KeyPair> generateSelfSigned(const std::string& commonName,
   X509V3_set_ctx_nodb(&v3);
   X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
   std::string san = absl::StrCat("DNS:", commonName);
-  for (const auto& name : dnsNames) absl::StrAppend(&san, isIpLiteral(name) ? ",IP:" : ",DNS:", name);
+  for (const auto& name : dnsNames) absl::StrAppend(&san, ipVersion(name) != 0 ? ",IP:" : ",DNS:", name);
   absl::StrAppend(&san, ",DNS:localhost,IP:127.0.0.1");
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san.c_str());
   if (ext == nullptr) return absl::InternalError(absl::StrCat("cannot build the subjectAltName ", san));

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <set>
 #include <thread>
 
@@ -262,13 +263,12 @@ TEST_F(ApiTest, WatchStreamsCurrentThenChangesUntilTerminal) {
   w.set_name("fix");
   std::vector<std::pair<int, std::string>> events;
   std::mutex mu;
+  std::condition_variable sent;
   std::thread t([&] {
-    while (true) {
-      {
-        std::lock_guard lock(mu);
-        if (!events.empty()) break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    {
+      // Change the Patch only once the watch has sent its first event.
+      std::unique_lock lock(mu);
+      sent.wait(lock, [&] { return !events.empty(); });
     }
     setPhase("AwaitingApproval");
     setPhase("Succeeded");
@@ -276,8 +276,11 @@ TEST_F(ApiTest, WatchStreamsCurrentThenChangesUntilTerminal) {
   auto s = api_.watchPatch(
       "Bearer alice-token", w,
       [&](const pb::PatchEvent& ev) {
-        std::lock_guard lock(mu);
-        events.emplace_back(ev.type(), ev.patch().phase());
+        {
+          std::lock_guard lock(mu);
+          events.emplace_back(ev.type(), ev.patch().phase());
+        }
+        sent.notify_all();
         return true;
       },
       [] { return false; });

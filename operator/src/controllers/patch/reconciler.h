@@ -62,6 +62,9 @@ struct PatchReconcilerOptions {
 // returned warnings (e.g. a host name the NetworkPolicy cannot admit) are for
 // the log.
 absl::StatusOr<std::vector<std::string>> checkTestApi(const PatchReconcilerOptions::TestApi& api);
+// The host of a "host:port" or "[v6]:port" address, without brackets ("" when
+// malformed).
+std::string addressHost(const std::string& address);
 
 // Index of the Patch store: "namespace/Kind/name" of each Patch's target.
 inline constexpr char kIndexTarget[] = "target";

@@ -1,10 +1,9 @@
 // The gRPC API for test pods: resolved once per environment while
 // provisioning (recorded in status.environment.testApi, with its own
 // NetworkPolicy), then handed to each test Job.
-#include <arpa/inet.h>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/net.h"
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/pass.h"
 #include "controllers/patch/workload.h"
@@ -50,11 +49,11 @@ absl::StatusOr<HostPort> splitHostPort(const std::string& address) {
 
 // The ipBlock CIDR of an IP literal, or "" for a host name.
 std::string hostCidr(const std::string& host) {
-  in_addr v4{};
-  in6_addr v6{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return host + "/32";
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return host + "/128";
-  return "";
+  switch (ipVersion(host)) {
+    case 4: return host + "/32";
+    case 6: return host + "/128";
+    default: return "";
+  }
 }
 
 std::string joinHostPort(const std::string& host, int port) {
@@ -63,6 +62,11 @@ std::string joinHostPort(const std::string& host, int port) {
 }
 
 }  // namespace
+
+std::string addressHost(const std::string& address) {
+  auto hp = splitHostPort(address);
+  return hp.ok() ? hp->host : "";
+}
 
 absl::StatusOr<std::vector<std::string>> checkTestApi(const PatchReconcilerOptions::TestApi& api) {
   std::vector<std::string> warnings;
