@@ -290,6 +290,32 @@ TEST_F(PatchReconcilerTest, AServiceWithoutSelectorCannotBeAdmittedSoTestsRunWit
   EXPECT_NE(jsonString(status("fix"), "/environment/testApi/unavailable").find("no selector"), std::string::npos);
 }
 
+TEST_F(PatchReconcilerTest, AnApiServiceTheOperatorMayNotReadIsRecordedAsUnavailable) {
+  seedApiService(client_);
+  useOptions(serviceApiOptions());
+  createPatch("fix");
+  client_.failNext("get", kube::apiError(403, "Forbidden", "services is forbidden"), "services");
+  driveToTestJob("fix");  // every reconcile succeeds: nothing to wait for
+  EXPECT_NE(jsonString(status("fix"), "/environment/testApi/unavailable").find("not allowed"), std::string::npos);
+  EXPECT_TRUE(recorder_.has("TestApiUnavailable"));
+  EXPECT_EQ(jobEnv(client_.object(res::kJob, envNamespace("fix"), "pgt-smoke-1"), "PATCHGATE_API_ADDRESS"), "");
+}
+
+TEST_F(PatchReconcilerTest, ATestsOwnApiVariablesWinOverTheOperators) {
+  seedApiService(client_);
+  useOptions(serviceApiOptions());
+  createPatch("fix", {{"tests", {{{"name", "smoke"}, {"image", "t:1"},
+                                  {"env", {{{"name", "PATCHGATE_API_ADDRESS"}, {"value", "10.1.2.3:443"}}}}}}}});
+  driveToTestJob("fix");
+  Json job = client_.object(res::kJob, envNamespace("fix"), "pgt-smoke-1");
+  int addresses = 0;
+  for (const auto& e : job["spec"]["template"]["spec"]["containers"][0]["env"])
+    if (e["name"] == "PATCHGATE_API_ADDRESS") ++addresses;
+  EXPECT_EQ(addresses, 1);
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "10.1.2.3:443");
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_API_SERVER_NAME"), "patchgate-api.patchgate-system.svc");  // still given
+}
+
 TEST_F(PatchReconcilerTest, AnApiServerHiccupWhileResolvingTheApiIsRetriedNotRecorded) {
   seedApiService(client_);
   useOptions(serviceApiOptions());
