@@ -7,9 +7,10 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
   libcpprest-dev libyaml-cpp-dev prometheus-cpp-dev libgrpc++-dev libprotobuf-dev
   protobuf-compiler protobuf-compiler-grpc libabsl-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev libssl-dev libboost-system-dev zlib1g-dev)
+# python3-venv: the gRPC integration test's client (grpcio from PyPI, in a venv).
 CLUSTER_PKGS=(openssl iproute2 iptables conntrack socat ethtool kmod util-linux
   containerd runc containernetworking-plugins umoci busybox-static
-  buildah mmdebstrap skopeo procps psmisc curl)
+  buildah mmdebstrap skopeo procps psmisc curl python3 python3-venv)
 
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in

@@ -14,8 +14,8 @@
 #
 # The archives are cached in $PATCHGATE_CACHE/images/<hash>/, where <hash> covers
 # everything that goes into them (this script, the busybox and grpcurl binaries,
-# the .proto, umoci's version), so a warm cache costs nothing and any change
-# rebuilds.
+# the .proto, images/patchgate-report, umoci's version), so a warm cache costs
+# nothing and any change rebuilds.
 #
 # Usage: hack/images.sh            builds if needed, prints the cache folder
 #        hack/images.sh --list     prints "<archive> <base-name>" per image
@@ -37,6 +37,7 @@ IMAGES=(pause:3.10 demo-app:1.0 test-runner:1.0)
 BUSYBOX=/bin/busybox
 GRPCURL=$BIN_DIR/grpcurl
 PROTO=$HACK/../operator/proto/patchgate/v1/patchgate.proto
+REPORT=$HACK/images/patchgate-report
 
 for tool in umoci tar sha256sum; do
   command -v "$tool" >/dev/null || { echo "images: $tool missing; run hack/deps.sh" >&2; exit 1; }
@@ -45,7 +46,7 @@ done
   { echo "images: $BUSYBOX (Debian busybox-static) missing; run hack/deps.sh" >&2; exit 1; }
 [[ -x $GRPCURL ]] || { echo "images: $GRPCURL missing; run hack/build-tools.sh grpcurl" >&2; exit 1; }
 
-key=$( { sha256sum < "$0"; sha256sum < "$BUSYBOX"; sha256sum < "$GRPCURL"; sha256sum < "$PROTO"
+key=$( { sha256sum < "$0"; sha256sum < "$BUSYBOX"; sha256sum < "$GRPCURL"; sha256sum < "$PROTO"; sha256sum < "$REPORT"
          umoci --version; } | sha256sum | cut -c1-16)
 OUT=$PATCHGATE_CACHE/images/$key
 
@@ -125,40 +126,7 @@ write_test_runner() {
   mkdir -p "$1/usr/share/patchgate/proto/patchgate/v1"
   cp "$GRPCURL" "$1/bin/grpcurl"
   cp "$PROTO" "$1/usr/share/patchgate/proto/patchgate/v1/patchgate.proto"
-  cat > "$1/bin/patchgate-report" <<'EOF'
-#!/bin/sh
-# patchgate-report [FILE]: reports this test's results to the patchgate API
-# (patchgate.v1.Patchgate/ReportTestResults) with grpcurl. FILE (default:
-# stdin) holds the suites as JSON, for example
-#   {"suites": [{"name": "smoke", "cases": [
-#     {"name": "healthz", "passed": true, "durationSeconds": 0.2, "output": "200 OK"}]}]}
-# The operator sets PATCHGATE_API_ADDRESS, PATCHGATE_API_SERVER_NAME,
-# PATCHGATE_API_CA_FILE, PATCHGATE_NAMESPACE, PATCHGATE_PATCH,
-# PATCHGATE_PATCH_NAMESPACE and PATCHGATE_TEST, and mounts the pod's
-# service-account token, which the API checks (TokenReview).
-set -e
-: "${PATCHGATE_API_ADDRESS:?is not set: the operator gives test pods no API (see --grpc-test-pods)}"
-token_file=${PATCHGATE_TOKEN_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/token}
-[ -r "$token_file" ] || { echo "patchgate-report: no service-account token at $token_file" >&2; exit 1; }
-# One line, then the object's opening brace off: the request's fields go first.
-body=$(cat "${1:--}" | tr '\n\t' '  ')
-rest=$(printf '%s' "$body" | sed 's/^ *{//')
-[ "$rest" != "$body" ] || { echo "patchgate-report: the input is not a JSON object: ${body:-(empty)}" >&2; exit 2; }
-case "$(printf '%s' "$rest" | tr -d ' ')" in
-  "}"*) sep="" ;;
-  *) sep="," ;;
-esac
-# The token goes in through the environment (-expand-headers), not argv.
-PATCHGATE_BEARER=$(cat "$token_file")
-export PATCHGATE_BEARER
-printf '{"namespace":"%s","patch":"%s","patchNamespace":"%s","test":"%s"%s%s' \
-  "$PATCHGATE_NAMESPACE" "$PATCHGATE_PATCH" "$PATCHGATE_PATCH_NAMESPACE" "$PATCHGATE_TEST" "$sep" "$rest" |
-  grpcurl -cacert "$PATCHGATE_API_CA_FILE" -authority "$PATCHGATE_API_SERVER_NAME" \
-    -expand-headers -rpc-header 'authorization: Bearer ${PATCHGATE_BEARER}' \
-    -import-path /usr/share/patchgate/proto -proto patchgate/v1/patchgate.proto \
-    -d @ "$PATCHGATE_API_ADDRESS" patchgate.v1.Patchgate/ReportTestResults
-EOF
-  chmod 755 "$1/bin/patchgate-report"
+  install -m 755 "$REPORT" "$1/bin/patchgate-report"
 }
 
 # --- building ------------------------------------------------------------------
