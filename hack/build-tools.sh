@@ -8,6 +8,8 @@
 set -euo pipefail
 HACK=$(cd "$(dirname "$0")" && pwd)
 source "$HACK/versions.sh"
+source "$HACK/lib/common.sh"
+hack_fail_loudly build-tools   # any failure ends with a message naming the command
 mkdir -p "$BIN_DIR"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 

@@ -2,6 +2,8 @@
 # Installs the Debian packages patchgate needs to build, test and run its local
 # cluster. Idempotent: only missing packages are installed, and it says which.
 set -euo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib/common.sh"
+hack_fail_loudly deps   # any failure ends with a message naming the command
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
   libcpprest-dev libyaml-cpp-dev prometheus-cpp-dev libgrpc++-dev libprotobuf-dev

@@ -29,6 +29,8 @@ set -euo pipefail
 HACK=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 REPO=$(cd "$HACK/.." && pwd)
 source "$HACK/versions.sh"
+source "$HACK/lib/common.sh"
+hack_fail_loudly image   # any failure ends with a message naming the command
 
 IMAGE=${PATCHGATE_IMAGE:-patchgate.dev/patchgate-operator:dev}
 BASE=debian:bookworm-slim      # as the Dockerfile's FROM (buildah expands the short name)

@@ -32,6 +32,8 @@
 set -euo pipefail
 HACK=$(cd "$(dirname "$0")" && pwd)
 source "$HACK/versions.sh"
+source "$HACK/lib/common.sh"
+hack_fail_loudly images   # any failure ends with a message naming the command
 
 IMAGES=(pause:3.10 demo-app:1.0 test-runner:1.0)
 BUSYBOX=/bin/busybox

@@ -16,6 +16,8 @@ set -euo pipefail
 HACK=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 REPO=$(cd "$HACK/.." && pwd)
 source "$HACK/versions.sh"
+source "$HACK/lib/common.sh"
+hack_fail_loudly render-deploy   # any failure ends with a message naming the command
 HELM=${HELM:-$BIN_DIR/helm}
 CHART=$REPO/charts/patchgate
 OUT=$REPO/deploy/patchgate.yaml

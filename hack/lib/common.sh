@@ -1,6 +1,45 @@
-# Shared helpers of hack/cluster: logging, free ports, processes we own, waits.
-# Sourced, not run. Expects HACK, BIN_DIR and (for most helpers) DIR, the
-# cluster's state folder, to be set.
+# Shared helpers of hack/: failing loudly (every hack/ command), and for
+# hack/cluster logging, free ports, processes we own, waits. Sourced, not run.
+# The cluster helpers expect HACK, BIN_DIR and (for most) DIR, the cluster's
+# state folder, to be set.
+
+# --- failing loudly (every hack/ command) -------------------------------------
+
+# Call right after `set -euo pipefail`. A command that fails under `set -e`
+# (one that prints nothing itself, like `[[ ]]`, `grep -q` or
+# `ip ... 2>/dev/null`, would otherwise end the script without a word) then
+# ends it with one line on stderr naming the command, its exit code and where:
+#   [TAG] error: exit code 255 from: ip link show master pg-x  (at hack/lib/real-node.sh:372, in real_drain)
+# errtrace: the trap also fires inside functions. Subshells and $(...) inherit
+# it, but only the shell that set it up reports (HACK_ERR_SHELL), so one failure
+# gives one line; hack_run_isolated moves that role into its subshell.
+# HACK_TAG may be changed later (hack/cluster adds the cluster's name).
+hack_fail_loudly() { # tag
+  HACK_TAG=$1
+  HACK_ERR_SHELL=$BASHPID
+  set -o errtrace
+  trap 'hack_report_error "$?" "$BASH_COMMAND" "$LINENO"' ERR
+}
+
+hack_report_error() { # rc command line (called by the ERR trap)
+  [[ $BASHPID == "${HACK_ERR_SHELL:-}" ]] || return 0
+  local src=${BASH_SOURCE[1]:-$0} fn=${FUNCNAME[1]:-main} root
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." 2>/dev/null && pwd) || root=""
+  [[ -n $root ]] && src=${src#"$root/"}
+  echo "[${HACK_TAG:-${0##*/}}] error: exit code $1 from: $2  (at $src:$3, in $fn)" >&2
+}
+
+# Runs "$@" (a function) in a subshell with `set -e` in force: a failing
+# command ends just that call, with the line above, and this returns its exit
+# code instead of ending the script. For steps that must not stop the ones
+# after them (teardown). The call cannot change the caller's variables.
+# (`( ... ) || rc=$?` would switch `set -e` off inside; `& wait` keeps it.)
+hack_run_isolated() {
+  local rc=0
+  ( HACK_ERR_SHELL=$BASHPID; "$@" ) &
+  wait $! || rc=$?
+  return $rc
+}
 
 # --- logging -----------------------------------------------------------------
 
