@@ -30,15 +30,18 @@ hack_report_error() { # rc command line (called by the ERR trap)
 }
 
 # Runs "$@" (a function) in a subshell with `set -e` in force: a failing
-# command ends just that call, with the line above, and this returns its exit
-# code instead of ending the script. For steps that must not stop the ones
-# after them (teardown). The call cannot change the caller's variables.
-# (`( ... ) || rc=$?` would switch `set -e` off inside; `& wait` keeps it.)
+# command ends just that call, with the line above, and the script goes on.
+# Sets HACK_RC to the call's exit code; returns 0. For steps that must not stop
+# the ones after them (teardown). The call cannot change the caller's variables.
+# Call it as a plain statement, never under `if`, `while`, `!`, `||` or `&&`
+# (nor from a function called so): bash turns `set -e` off for everything run
+# there, subshells included, and a failing command would not end the step.
+# (The step runs as a background job, which is what keeps `set -e` in force;
+# so a Ctrl-C stops the caller while that one step finishes on its own.)
 hack_run_isolated() {
-  local rc=0
+  HACK_RC=0
   ( HACK_ERR_SHELL=$BASHPID; "$@" ) &
-  wait $! || rc=$?
-  return $rc
+  wait $! || HACK_RC=$?
 }
 
 # --- logging -----------------------------------------------------------------

@@ -32,6 +32,14 @@ detect_host_ip() {
   ip -4 -o addr show dev "$dev" scope global | awk '{split($4, a, "/"); print a[1]; exit}'
 }
 
+# The names of this cluster's host objects, from its name. Also what `down`
+# falls back on when cluster.env lacks them (cut short, or no folder at all).
+real_names() {
+  BRIDGE=${BRIDGE:-pg-${NAME:0:12}}   # interface names: 15 chars at most
+  CNI_NET=${CNI_NET:-patchgate-$NAME}
+  CGROUP_ROOT=${CGROUP_ROOT:-patchgate-$NAME}
+}
+
 # Another real-mode cluster that is still running, if any (see the limit above).
 other_real_cluster() {
   local env other
@@ -358,8 +366,10 @@ real_drain() {
   local deadline=$(( $(date +%s) + 60 )) running veths
   while (( $(date +%s) < deadline )); do
     # captured, not piped into grep -q (pipefail + SIGPIPE would lie)
-    running=$(CTR -n k8s.io tasks ls 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING"')
-    veths=$(ip link show master "$BRIDGE" 2>/dev/null)
+    # (|| true: containerd may stop answering, and the bridge does not exist
+    # until the first pod's sandbox is made: `ip` then exits 255)
+    running=$(CTR -n k8s.io tasks ls 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING"' || true)
+    veths=$(ip link show master "$BRIDGE" 2>/dev/null || true)
     if [[ -z $running && -z $veths ]]; then
       log "all pod containers stopped"
       return 0
@@ -390,11 +400,12 @@ real_kill_tasks() {
 # name (the bridge plug-in's masquerading, portmap's DNAT), which are only left
 # if a pod's network was not torn down.
 real_cleanup_iptables() {
-  if [[ -x $BIN_DIR/kube-proxy ]]; then
-    "$BIN_DIR/kube-proxy" --cleanup >> "$DIR/logs/kube-proxy-cleanup.log" 2>&1 || true
-  fi
-  local ipt table line chain chains
+  local ipt table line chain chains log=/dev/null
+  [[ -d $DIR/logs ]] && log=$DIR/logs/kube-proxy-cleanup.log
   if [[ -z $(other_real_cluster) ]]; then
+    if [[ -x $BIN_DIR/kube-proxy ]]; then
+      "$BIN_DIR/kube-proxy" --cleanup >> "$log" 2>&1 || true
+    fi
     for ipt in iptables ip6tables; do
       for table in filter nat mangle raw; do
         "$ipt" -t "$table" -S >/dev/null 2>&1 || continue
@@ -427,14 +438,52 @@ real_cleanup_iptables() {
   done
 }
 
-real_down_host() {
-  real_cleanup_iptables
-  if [[ -n ${BRIDGE:-} ]] && ip link show "$BRIDGE" >/dev/null 2>&1; then
-    # veths of pods that were not torn down go with their namespaces; the
-    # bridge is ours by name.
-    ip link del "$BRIDGE" 2>/dev/null || log "warning: could not delete bridge $BRIDGE"
+# The bridge is ours by name, unless a running real-mode cluster of another
+# name uses the same one (names are cut to 12 characters). veths of pods that
+# were not torn down go with their namespaces.
+real_delete_bridge() {
+  ip link show "$BRIDGE" >/dev/null 2>&1 || return 0
+  local other
+  other=$(other_real_cluster)
+  if [[ -n $other ]] && grep -qx "BRIDGE=$BRIDGE" "$PATCHGATE_CACHE/clusters/$other/cluster.env"; then
+    log "warning: bridge $BRIDGE belongs to running cluster '$other'; left in place"
+    return 0
   fi
-  real_remove_cgroups
+  ip link del "$BRIDGE" || { log "error: could not delete bridge $BRIDGE"; return 1; }
+  log "deleted bridge $BRIDGE"
+}
+
+# Each part isolated: one failing does not keep the others from running.
+real_down_host() {
+  local rc=0 step
+  for step in real_cleanup_iptables real_delete_bridge real_remove_cgroups real_remove_host_files; do
+    hack_run_isolated "$step"
+    ((HACK_RC == 0)) || rc=1
+  done
+  return $rc
+}
+
+# What a real-mode cluster of this name left on the host, found by name (for a
+# `down` without the state folder): prints a description, nothing if nothing.
+real_leftovers() {
+  local m rules
+  # (a bridge named in another cluster's cluster.env is that one's: names are
+  # cut to 12 characters)
+  if ip link show "$BRIDGE" >/dev/null 2>&1 &&
+     ! grep -qsx "BRIDGE=$BRIDGE" "$PATCHGATE_CACHE"/clusters/*/cluster.env; then
+    printf 'bridge %s; ' "$BRIDGE"
+  fi
+  for m in $(cgroup_mounts); do
+    [[ -d $m/$CGROUP_ROOT ]] && { printf 'cgroups /%s; ' "$CGROUP_ROOT"; break; }
+  done
+  if command -v iptables-save >/dev/null && [[ $(id -u) -eq 0 ]]; then
+    rules=$( { iptables-save; ip6tables-save; } 2>/dev/null | grep -F "\"$CNI_NET\"" || true)
+    [[ -z $rules ]] || printf 'iptables rules of CNI network %s; ' "$CNI_NET"
+  fi
+  return 0
+}
+
+real_remove_host_files() {
   # The kubelet links container logs in the fixed /var/log/containers.
   # libcni's cached results of pods whose network was not torn down: ours are
   # named after our network or (loopback) after one of our sandboxes.

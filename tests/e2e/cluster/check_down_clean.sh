@@ -13,7 +13,8 @@ problems=()
 [[ ! -e $DIR ]] || problems+=("state folder $DIR still exists")
 
 for p in /proc/[0-9]*; do
-  cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+  # (a process may end during the scan: the redirect's own error is hushed too)
+  cmd=$( { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null) || continue
   [[ $cmd == *"$DIR/"* ]] && problems+=("process ${p#/proc/} still runs: ${cmd:0:100}")
 done
 
@@ -40,7 +41,7 @@ if command -v iptables-save >/dev/null && [[ $(id -u) -eq 0 ]]; then
 fi
 
 if ((${#problems[@]})); then
-  printf 'FAIL [check_down_clean %s]: %s\n' "$NAME" "${problems[@]}" >&2
+  printf "FAIL [check_down_clean $NAME]: %s\n" "${problems[@]}" >&2
   exit 1
 fi
 echo "PASS [check_down_clean $NAME]: no process, mount, interface, iptables rule, cgroup or folder left"
