@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -165,6 +166,9 @@ absl::StatusOr<std::chrono::seconds> parseDuration(std::string_view textView) {
     if (mult == 0)
       return absl::InvalidArgumentError(
           absl::StrCat("invalid duration \"", text, "\" (units: s, m, h)"));
+    // Bounded so that it cannot overflow (found by tests/fuzz duration_fuzzer).
+    if (n > (std::numeric_limits<int64_t>::max() - total) / mult)
+      return absl::InvalidArgumentError(absl::StrCat("duration \"", text, "\" is too long"));
     total += n * mult;
     i = j + 1;
   }

@@ -70,6 +70,13 @@ absl::StatusOr<std::chrono::system_clock::time_point> parseTime(std::string_view
   if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d", &year, &mon, &day, &hour, &min, &sec) != 6) {
     return absl::InvalidArgumentError(absl::StrCat("not an RFC 3339 time: '", std::string(text), "'"));
   }
+  // Out-of-range fields would overflow timegm's result or the clock's
+  // nanoseconds, which span 1677-2262 (found by tests/fuzz duration_fuzzer:
+  // "22-0611-30T04:32:43Z", "190-01-01T00:00:00Z").
+  if (year < 1700 || year > 2200 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 ||
+      min < 0 || min > 59 || sec < 0 || sec > 60) {
+    return absl::InvalidArgumentError(absl::StrCat("not an RFC 3339 time: '", std::string(text), "'"));
+  }
   tm.tm_year = year - 1900;
   tm.tm_mon = mon - 1;
   tm.tm_mday = day;

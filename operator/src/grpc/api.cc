@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/v1alpha1/patch.h"
 #include "cli/format.h"
+#include "common/utf8.h"
 #include "kube/errors.h"
 #include "kube/resource.h"
 #include "runtime/status.h"
@@ -65,7 +66,9 @@ Json suitesToJson(const pb::ReportTestResultsRequest& req) {
     Json cases = Json::array();
     for (const auto& c : s.cases()) {
       std::string out = c.output();
-      if (out.size() > kMaxOutput) out = out.substr(0, kMaxOutput) + "\n[truncated]";
+      // Cut at a character boundary: half a UTF-8 sequence would make the
+      // status unwritable (JSON text must be UTF-8).
+      if (out.size() > kMaxOutput) out = truncateUtf8(out, kMaxOutput) + "\n[truncated]";
       cases.push_back({{"name", c.name()},
                        {"passed", c.passed()},
                        {"durationSeconds", c.duration_seconds()},

@@ -200,23 +200,32 @@ absl::Status ClientImpl::watch(const ResourceType& rt, const std::string& ns,
   auto status = transport_->stream(
       r,
       [&](std::string_view line) {
-        auto parsed = parseJson(line);
-        if (!parsed.ok()) {
-          decodeError = parsed.status();
+        auto ev = decodeWatchEvent(line);
+        if (!ev.ok()) {
+          decodeError = ev.status();
           return false;
         }
-        std::string type = parsed->value("type", "");
-        WatchEvent ev{WatchEventType::kError, std::move((*parsed)["object"])};
-        if (type == "ADDED") ev.type = WatchEventType::kAdded;
-        else if (type == "MODIFIED") ev.type = WatchEventType::kModified;
-        else if (type == "DELETED") ev.type = WatchEventType::kDeleted;
-        else if (type == "BOOKMARK") ev.type = WatchEventType::kBookmark;
-        return onEvent(ev);
+        return onEvent(*ev);
       },
       stop);
   if (observer_) observer_("WATCH", status.ok() ? 200 : httpCode(status), 0);
   if (!status.ok()) return status;
   return decodeError;
+}
+
+absl::StatusOr<WatchEvent> decodeWatchEvent(std::string_view line) {
+  auto parsed = parseJson(line);
+  if (!parsed.ok()) return parsed.status();
+  if (!parsed->is_object()) return absl::InvalidArgumentError("watch event: not a JSON object");
+  auto type = parsed->find("type");
+  const std::string t = type != parsed->end() && type->is_string() ? type->get<std::string>() : "";
+  WatchEvent ev{WatchEventType::kError, Json()};
+  if (auto obj = parsed->find("object"); obj != parsed->end()) ev.object = std::move(*obj);
+  if (t == "ADDED") ev.type = WatchEventType::kAdded;
+  else if (t == "MODIFIED") ev.type = WatchEventType::kModified;
+  else if (t == "DELETED") ev.type = WatchEventType::kDeleted;
+  else if (t == "BOOKMARK") ev.type = WatchEventType::kBookmark;
+  return ev;
 }
 
 absl::StatusOr<Json> listAll(Client& client, const ResourceType& rt, const std::string& ns,

@@ -60,4 +60,9 @@ class ClientImpl final : public Client {
 // Percent-encodes a query parameter value.
 std::string urlEncode(std::string_view value);
 
+// Decodes one line of a watch stream, a JSON WatchEvent
+// ({"type": "ADDED", "object": {...}}). A missing or unknown type is
+// kError. InvalidArgument for a line that is not a JSON object; never throws.
+absl::StatusOr<WatchEvent> decodeWatchEvent(std::string_view line);
+
 }  // namespace patchgate::kube

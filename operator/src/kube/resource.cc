@@ -1,6 +1,7 @@
 #include "kube/resource.h"
 
 #include <array>
+#include <cctype>
 
 #include "absl/strings/str_cat.h"
 
@@ -10,12 +11,36 @@ std::string ResourceType::basePath() const {
   return group.empty() ? absl::StrCat("/api/", version) : absl::StrCat("/apis/", group, "/", version);
 }
 
+namespace {
+
+// One path segment, percent-encoded: a name or namespace from a request
+// ("a/../secrets", "x?watch=1") must not become another path or a query.
+// Valid Kubernetes names pass unchanged ("." and ".." are not valid names and
+// are encoded too, so they cannot walk up).
+std::string pathSegment(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  const bool dots = s == "." || s == "..";
+  std::string out;
+  for (unsigned char c : s) {
+    if (!dots && (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string ResourceType::path(std::string_view ns, std::string_view name,
                                std::string_view subresource) const {
   std::string p = basePath();
-  if (namespaced && !ns.empty()) absl::StrAppend(&p, "/namespaces/", std::string(ns));
+  if (namespaced && !ns.empty()) absl::StrAppend(&p, "/namespaces/", pathSegment(ns));
   absl::StrAppend(&p, "/", resource);
-  if (!name.empty()) absl::StrAppend(&p, "/", std::string(name));
+  if (!name.empty()) absl::StrAppend(&p, "/", pathSegment(name));
   if (!subresource.empty()) absl::StrAppend(&p, "/", std::string(subresource));
   return p;
 }

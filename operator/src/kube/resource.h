@@ -22,6 +22,7 @@ struct ResourceType {
   // "/api/v1" or "/apis/apps/v1"
   std::string basePath() const;
   // Collection or item path; empty namespace means all namespaces (or cluster scope).
+  // The namespace and name are percent-encoded, so neither can add a path or a query.
   std::string path(std::string_view ns, std::string_view name = {},
                    std::string_view subresource = {}) const;
   bool operator==(const ResourceType& o) const {

@@ -108,6 +108,15 @@ TEST(ParseDuration, GoStyleAndSeconds) {
   EXPECT_FALSE(parseDuration("-3").ok());
 }
 
+TEST(ParseDuration, OverflowIsAnError) {
+  // Found by tests/fuzz duration_fuzzer (UBSan: signed overflow of n * 3600;
+  // corpus/duration/regression-hours-overflow).
+  EXPECT_FALSE(parseDuration("99200909022299221h").ok());
+  EXPECT_EQ(*parseDuration("2562047788015215h"), std::chrono::seconds(2562047788015215LL * 3600));
+  EXPECT_FALSE(parseDuration("2562047788015216h").ok());
+  EXPECT_FALSE(parseDuration("2562047788015215h3600s").ok());  // the sum
+}
+
 TEST(ParseWorkloadRef, KindsLikeKubectl) {
   for (std::string k : {"Deployment", "deployment", "deployments", "deploy", "deployment.apps"}) {
     auto ref = parseWorkloadRef(k + "/checkout");

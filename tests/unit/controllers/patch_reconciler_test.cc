@@ -430,6 +430,21 @@ TEST_F(PatchReconcilerTest, MissingTargetFailsWithoutRetryOrSideEffects) {
   EXPECT_FALSE(r->requeueAfter.has_value());  // no retry storm
 }
 
+TEST_F(PatchReconcilerTest, AHostileChangeTextFailsValidationWithAShortMessage) {
+  // 10 MiB of change text (the API server's CRD allows 1 MiB; an older CRD
+  // did not bound it): Validated=False, InvalidSpec, no retry, nothing created.
+  createPatch("huge", {{"change", {{"patch", "a: '" + std::string(10 << 20, 'x') + "'"}}}});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(reconcile("huge").ok());
+  EXPECT_EQ(phase("huge"), api::v1alpha1::phase::kFailed);
+  Json st = status("huge");
+  const Json& c = runtime::findCondition(st["conditions"], condition::kValidated);
+  EXPECT_EQ(c["status"], "False");
+  EXPECT_EQ(c["reason"], reason::kInvalidSpec);
+  EXPECT_NE(c["message"].get<std::string>().find("spec.change.patch: too long"), std::string::npos);
+  EXPECT_LT(c["message"].get<std::string>().size(), 200u);
+  EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+}
+
 TEST_F(PatchReconcilerTest, FailedTestLeavesProductionUntouchedAndKeepsTheEnvironment) {
   createPatch("fix");
   reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);

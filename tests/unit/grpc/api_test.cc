@@ -396,6 +396,17 @@ TEST_F(ApiTest, TestPodOfTheEnvironmentReportsIntoStatus) {
   EXPECT_THAT(record->markdown(), HasSubstr("| smoke | http | GET / | passed | 0.50s |"));
 }
 
+TEST(SuitesToJson, OutputsAreCutAtACharacterBoundary) {
+  // 4095 bytes, then a 2-byte character across the 4 KiB cut (found while
+  // writing the gRPC fuzz target: the half character made dump() throw).
+  pb::ReportTestResultsRequest req;
+  req.add_suites()->add_cases()->set_output(std::string(4095, 'x') + "\xc3\xa9 and more");
+  Json suites = suitesToJson(req);
+  const std::string out = suites[0]["cases"][0]["output"].get<std::string>();
+  EXPECT_EQ(out, std::string(4095, 'x') + "\n[truncated]");
+  EXPECT_NO_THROW((void)suites.dump());
+}
+
 TEST_F(ApiTest, ReportRetriesOnConflict) {
   fake_.failNext("updateStatus", kube::apiError(409, "Conflict", "the object has been modified"), "patches");
   auto r = api_.reportTestResults("Bearer tester-token", report());

@@ -2,9 +2,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 
 namespace patchgate::api::v1alpha1 {
 
@@ -14,45 +18,128 @@ bool phase::isTerminal(const std::string& p) {
 
 namespace {
 
-Json yamlNodeToJson(const YAML::Node& n) {
+// Why the text being converted is refused: a bound it exceeded, or a value
+// JSON cannot hold (thrown from the recursion, caught in yamlToJson).
+struct LimitExceeded {
+  std::string message;
+};
+
+bool isDigits(std::string_view s, size_t& i) {
+  size_t start = i;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  return i > start;
+}
+
+// -?(0|[1-9][0-9]*): hand-written, as libstdc++'s std::regex recurses once per
+// character and overflows the stack on a long scalar.
+bool isYamlInt(std::string_view s) {
+  size_t i = (!s.empty() && s[0] == '-') ? 1 : 0;
+  if (i >= s.size()) return false;
+  if (s[i] == '0') return i + 1 == s.size();
+  return isDigits(s, i) && i == s.size();
+}
+
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?
+bool isYamlFloat(std::string_view s) {
+  size_t i = (!s.empty() && s[0] == '-') ? 1 : 0;
+  if (i >= s.size()) return false;
+  if (s[i] == '0') {
+    ++i;
+  } else if (s[i] < '1' || s[i] > '9' || !isDigits(s, i)) {
+    return false;
+  }
+  if (i < s.size() && s[i] == '.' && !isDigits(s, ++i)) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!isDigits(s, i)) return false;
+  }
+  return i == s.size();
+}
+
+// yaml-cpp turns the escapes "\N" and "\_" into single bytes that are not
+// UTF-8 (found by tests/fuzz yaml_to_json_fuzzer: "\NUL"), and JSON text
+// must be UTF-8 (dump() throws otherwise).
+const std::string& utf8Scalar(const YAML::Node& n) {
+  const std::string& s = n.Scalar();
+  if (!isValidUtf8(s))
+    throw LimitExceeded{"a string is not valid UTF-8 (the YAML escapes \\N and \\_ are not supported)"};
+  return s;
+}
+
+Json scalarToJson(const YAML::Node& n) {
+  const std::string& s = utf8Scalar(n);
+  if (n.Tag() == "!") return s;  // quoted: always a string
+  if (s == "true" || s == "True") return true;
+  if (s == "false" || s == "False") return false;
+  if (s == "null" || s == "~") return nullptr;
+  if (isYamlInt(s)) {
+    errno = 0;
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno == ERANGE) return s;  // beyond int64: kept as text, as before
+    return static_cast<int64_t>(v);
+  }
+  if (isYamlFloat(s)) {
+    errno = 0;
+    double v = std::strtod(s.c_str(), nullptr);
+    if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL))
+      throw LimitExceeded{absl::StrCat("number out of range: ", s.substr(0, 40))};
+    return v;
+  }
+  return s;
+}
+
+// Depth and value count are bounded here, not only by yaml-cpp (which stops
+// at 2000 levels): aliases can make a small document expand without limit,
+// and an alias may even refer to the node that contains it.
+Json yamlNodeToJson(const YAML::Node& n, int depth, size_t& values) {
+  if (depth > kMaxNestingDepth)
+    throw LimitExceeded{absl::StrCat("nested deeper than ", kMaxNestingDepth, " levels")};
+  if (++values > kMaxValues)
+    throw LimitExceeded{absl::StrCat("more than ", kMaxValues, " values (after YAML aliases are expanded)")};
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Sequence: {
       Json a = Json::array();
-      for (const auto& item : n) a.push_back(yamlNodeToJson(item));
+      for (const auto& item : n) a.push_back(yamlNodeToJson(item, depth + 1, values));
       return a;
     }
     case YAML::NodeType::Map: {
       Json o = Json::object();
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = yamlNodeToJson(kv.second);
+      for (const auto& kv : n) {
+        std::string key = kv.first.as<std::string>();
+        if (!isValidUtf8(key)) throw LimitExceeded{"a key is not valid UTF-8"};
+        o[key] = yamlNodeToJson(kv.second, depth + 1, values);
+      }
       return o;
     }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
-      if (n.Tag() == "!") return s;  // quoted: always a string
-      if (s == "true" || s == "True") return true;
-      if (s == "false" || s == "False") return false;
-      if (s == "null" || s == "~") return nullptr;
-      static const std::regex kInt("^-?(0|[1-9][0-9]*)$");
-      static const std::regex kFloat("^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][-+]?[0-9]+)?$");
-      if (std::regex_match(s, kInt)) {
-        try {
-          return std::stoll(s);
-        } catch (...) {
-          return s;
-        }
-      }
-      if (std::regex_match(s, kFloat)) return std::stod(s);
-      return s;
-    }
+    case YAML::NodeType::Scalar:
+      return scalarToJson(n);
   }
   return nullptr;
 }
 
+// A user's value in an error message: quoted, and cut so that a huge value
+// cannot make a huge condition message.
+std::string quotedValue(const std::string& s) {
+  constexpr size_t kMax = 64;
+  if (s.size() <= kMax) return absl::StrCat("\"", s, "\"");
+  return absl::StrCat("\"", truncateUtf8(s, kMax), "...\"");
+}
+
 absl::Status fieldError(const std::string& path, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+// As the API server words it for maxItems and maxLength.
+absl::Status tooMany(const std::string& path, size_t n, size_t max) {
+  return fieldError(path, absl::StrCat("Too many: ", n, ": must have at most ", max, " items"));
+}
+absl::Status tooLong(const std::string& path, size_t n, size_t max) {
+  return fieldError(path, absl::StrCat("Too long: ", n, " bytes: may not be more than ", max));
 }
 
 bool isDnsLabel(const std::string& s) {
@@ -67,10 +154,20 @@ bool isDnsSubdomain(const std::string& s) {
 }  // namespace
 
 absl::StatusOr<Json> yamlToJson(const std::string& text) {
+  if (text.size() > kMaxChangeTextBytes)
+    return absl::InvalidArgumentError(absl::StrCat("too long: ", text.size(), " bytes, at most ",
+                                                   kMaxChangeTextBytes, " (1 MiB) are allowed"));
+  if (auto nul = text.find('\0'); nul != std::string::npos)
+    return absl::InvalidArgumentError(absl::StrCat("holds a NUL byte at offset ", nul));
+  if (auto bad = invalidUtf8At(text); bad != std::string::npos)
+    return absl::InvalidArgumentError(absl::StrCat("not valid UTF-8 at offset ", bad));
   try {
-    return yamlNodeToJson(YAML::Load(text));
+    size_t values = 0;
+    return yamlNodeToJson(YAML::Load(text), 0, values);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("not valid YAML or JSON: ", e.what()));
+  } catch (const LimitExceeded& e) {
+    return absl::InvalidArgumentError(e.message);
   }
 }
 
@@ -85,13 +182,13 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
     out.target.kind = t.value("kind", "");
     out.target.name = t.value("name", "");
     if (out.target.apiVersion != "apps/v1")
-      return fieldError("spec.target.apiVersion", "Unsupported value: \"" + out.target.apiVersion +
-                                                      "\": supported values: \"apps/v1\"");
+      return fieldError("spec.target.apiVersion", "Unsupported value: " + quotedValue(out.target.apiVersion) +
+                                                      ": supported values: \"apps/v1\"");
     if (out.target.kind != "Deployment" && out.target.kind != "StatefulSet" &&
         out.target.kind != "DaemonSet")
       return fieldError("spec.target.kind",
-                        "Unsupported value: \"" + out.target.kind +
-                            "\": supported values: \"Deployment\", \"StatefulSet\", \"DaemonSet\"");
+                        "Unsupported value: " + quotedValue(out.target.kind) +
+                            ": supported values: \"Deployment\", \"StatefulSet\", \"DaemonSet\"");
     if (!isDnsSubdomain(out.target.name))
       return fieldError("spec.target.name", "Required value: the name of the workload to patch");
 
@@ -103,14 +200,18 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
       out.change.patch = c["patch"].is_string() ? c["patch"].get<std::string>() : c["patch"].dump();
       out.change.type = c.value("type", "strategic");
       if (out.change.type != "strategic" && out.change.type != "merge" && out.change.type != "json")
-        return fieldError("spec.change.type", "Unsupported value: \"" + out.change.type +
-                                                  "\": supported values: \"strategic\", \"merge\", \"json\"");
+        return fieldError("spec.change.type", "Unsupported value: " + quotedValue(out.change.type) +
+                                                  ": supported values: \"strategic\", \"merge\", \"json\"");
       auto parsed = yamlToJson(out.change.patch);
       if (!parsed.ok()) return fieldError("spec.change.patch", std::string(parsed.status().message()));
       if (out.change.type == "json" ? !parsed->is_array() : !parsed->is_object())
         return fieldError("spec.change.patch", out.change.type == "json"
                                                    ? "a json patch must be a list of operations"
                                                    : "must be a map of fields to change");
+      // The operator adds metadata.resourceVersion to a map patch (optimistic
+      // concurrency); found by tests/fuzz patch_spec_fuzzer: {"metadata": 5}.
+      if (parsed->is_object() && parsed->contains("metadata") && !(*parsed)["metadata"].is_object())
+        return fieldError("spec.change.patch", "metadata must be a map");
     }
     if (c.contains("image")) {
       ++kinds;
@@ -127,6 +228,8 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
     }
     if (kinds != 1)
       return fieldError("spec.change", "exactly one of patch, image or rollbackTo must be set");
+    if (auto n = c.value("config", Json::array()).size(); n > kMaxConfigChanges)
+      return tooMany("spec.change.config", n, kMaxConfigChanges);
     for (size_t i = 0; i < c.value("config", Json::array()).size(); ++i) {
       const Json& cc = c["config"][i];
       std::string path = absl::StrCat("spec.change.config[", i, "]");
@@ -139,7 +242,8 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
       if (x.type != "strategic" && x.type != "merge" && x.type != "json")
         return fieldError(path + ".type", "Unsupported value: must be strategic, merge or json");
       auto parsed = yamlToJson(x.patch);
-      if (!parsed.ok() || parsed->is_null())
+      if (!parsed.ok()) return fieldError(path + ".patch", std::string(parsed.status().message()));
+      if (parsed->is_null())
         return fieldError(path + ".patch", "Required value: a patch in YAML or JSON");
       out.change.config.push_back(std::move(x));
     }
@@ -151,22 +255,28 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
       return fieldError("spec.ticket", "Required value: every patch names its trouble ticket");
     if (out.rootCause.size() < 3)
       return fieldError("spec.rootCause", "Required value: say what caused the problem this patch fixes");
+    // The CRD's maxLength (characters there, bytes here: stricter, never looser).
+    if (out.ticket.size() > 128) return tooLong("spec.ticket", out.ticket.size(), 128);
+    if (out.rootCause.size() > 4096) return tooLong("spec.rootCause", out.rootCause.size(), 4096);
+    if (out.description.size() > 16384) return tooLong("spec.description", out.description.size(), 16384);
     out.priority = spec.value("priority", "normal");
     if (out.priority != "normal" && out.priority != "emergency")
-      return fieldError("spec.priority", "Unsupported value: \"" + out.priority +
-                                             "\": supported values: \"normal\", \"emergency\"");
+      return fieldError("spec.priority", "Unsupported value: " + quotedValue(out.priority) +
+                                             ": supported values: \"normal\", \"emergency\"");
 
     const Json& env = spec.value("environment", Json::object());
     out.envReplicas = env.value("replicas", int64_t{1});
     if (out.envReplicas < 1 || out.envReplicas > 10)
       return fieldError("spec.environment.replicas", "must be between 1 and 10");
+    if (auto n = env.value("include", Json::array()).size(); n > kMaxIncludes)
+      return tooMany("spec.environment.include", n, kMaxIncludes);
     for (const auto& inc : env.value("include", Json::array())) {
       Include i{inc.value("kind", ""), inc.value("name", "")};
       if (i.kind != "Deployment" && i.kind != "StatefulSet" && i.kind != "Service" &&
           i.kind != "ConfigMap" && i.kind != "Secret")
         return fieldError("spec.environment.include.kind",
-                          "Unsupported value: \"" + i.kind +
-                              "\": supported values: Deployment, StatefulSet, Service, ConfigMap, Secret");
+                          "Unsupported value: " + quotedValue(i.kind) +
+                              ": supported values: Deployment, StatefulSet, Service, ConfigMap, Secret");
       out.include.push_back(std::move(i));
     }
     out.secrets = env.value("secrets", "copy");
@@ -177,6 +287,7 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
     out.readyTimeoutSeconds = env.value("readyTimeoutSeconds", int64_t{300});
 
     const Json& tests = spec.value("tests", Json::array());
+    if (tests.size() > kMaxTests) return tooMany("spec.tests", tests.size(), kMaxTests);
     for (size_t i = 0; i < tests.size(); ++i) {
       const Json& tj = tests[i];
       std::string path = absl::StrCat("spec.tests[", i, "]");
@@ -194,7 +305,7 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
       if (ts.timeoutSeconds < 1) return fieldError(path + ".timeoutSeconds", "must be at least 1");
       if (ts.retries < 0 || ts.retries > 10) return fieldError(path + ".retries", "must be between 0 and 10");
       for (const auto& other : out.tests)
-        if (other.name == ts.name) return fieldError(path + ".name", "Duplicate value: \"" + ts.name + "\"");
+        if (other.name == ts.name) return fieldError(path + ".name", "Duplicate value: " + quotedValue(ts.name));
       out.tests.push_back(std::move(ts));
     }
     if (out.tests.empty() && !out.change.rollbackTo)

@@ -102,6 +102,24 @@ struct PatchSpec {
   int64_t maxRetests = 3;
 };
 
+// Bounds on what a Patch author can make the operator parse: hostile input
+// ends in a validation error (the Validated condition), never a crash, a hang
+// or unbounded memory.
+// - change text (spec.change.patch, spec.change.config[].patch): at most 1 MiB
+//   each, like an object in etcd (~1.5 MiB), and the CRD's maxLength;
+// - YAML/JSON nesting: at most 100 levels (a Deployment patch needs ~15;
+//   yaml-cpp and nlohmann::json recurse, so depth is also stack);
+// - values after YAML aliases are expanded: at most 100,000 (aliases make a
+//   small text expand exponentially: "billion laughs");
+// - list lengths as the CRD's maxItems: 20 tests, 20 config changes, 20
+//   includes.
+inline constexpr size_t kMaxChangeTextBytes = 1 << 20;
+inline constexpr int kMaxNestingDepth = 100;
+inline constexpr size_t kMaxValues = 100000;
+inline constexpr size_t kMaxTests = 20;
+inline constexpr size_t kMaxConfigChanges = 20;
+inline constexpr size_t kMaxIncludes = 20;
+
 // Parses and validates a Patch's spec with the same rules the CRD's schema and
 // CEL rules enforce, so patchctl can refuse a bad manifest before sending it
 // and the controller can explain one that slipped past an older CRD.
@@ -109,6 +127,9 @@ struct PatchSpec {
 absl::StatusOr<PatchSpec> parseSpec(const Json& patch);
 
 // Converts YAML (or JSON) text to JSON; errors carry the parser's message.
+// Refuses (InvalidArgument) text over kMaxChangeTextBytes, text that is not
+// UTF-8 or holds NUL bytes, nesting deeper than kMaxNestingDepth, more than
+// kMaxValues values, and numbers out of a double's range.
 absl::StatusOr<Json> yamlToJson(const std::string& text);
 
 }  // namespace patchgate::api::v1alpha1

@@ -185,7 +185,14 @@ absl::StatusOr<ChangeRequest> workloadChange(const api::v1alpha1::PatchSpec& spe
     return ChangeRequest{type, ops.dump()};
   }
   Json p = *parsed;
-  if (precondition) p["metadata"]["resourceVersion"] = rv;
+  if (!p.is_object()) return absl::InvalidArgumentError("spec.change.patch: must be a map of fields to change");
+  if (precondition) {
+    // parseSpec refuses this; checked again so that a caller without it gets
+    // an error, not an exception.
+    if (p.contains("metadata") && !p["metadata"].is_object())
+      return absl::InvalidArgumentError("spec.change.patch: metadata must be a map");
+    p["metadata"]["resourceVersion"] = rv;
+  }
   return ChangeRequest{type, p.dump()};
 }
 

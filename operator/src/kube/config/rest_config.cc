@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -18,12 +19,17 @@
 namespace patchgate::kube {
 namespace fs = std::filesystem;
 
-absl::StatusOr<std::string> readFile(const std::string& path) {
+absl::StatusOr<std::string> readFile(const std::string& path, size_t maxBytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::string out;
+  char buf[64 * 1024];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    if (out.size() + static_cast<size_t>(in.gcount()) > maxBytes)
+      return absl::InvalidArgumentError(absl::StrCat(path, " is larger than ", maxBytes, " bytes"));
+    out.append(buf, static_cast<size_t>(in.gcount()));
+  }
+  return out;
 }
 
 absl::StatusOr<std::string> FileTokenSource::token() {
@@ -48,6 +54,8 @@ absl::StatusOr<std::string> FileTokenSource::token() {
 }
 
 namespace {
+
+absl::StatusOr<std::string> defaultRead(const std::string& path) { return readFile(path); }
 
 // A parsed kubeconfig file: named maps plus current-context, kept with the
 // file they came from so that relative paths and messages are right.
@@ -104,7 +112,8 @@ std::string resolve(const std::string& path, const std::string& file) {
 
 // Reads `<field>-data` (base64) or `<field>` (a path) from a node.
 absl::StatusOr<std::string> pemField(const YAML::Node& node, const std::string& field,
-                                     const std::string& file, const std::string& where) {
+                                     const std::string& file, const std::string& where,
+                                     const FileReader& read) {
   if (node[field + "-data"]) {
     std::string decoded;
     if (!absl::Base64Unescape(node[field + "-data"].as<std::string>(), &decoded)) {
@@ -115,7 +124,7 @@ absl::StatusOr<std::string> pemField(const YAML::Node& node, const std::string& 
   }
   if (node[field]) {
     std::string path = resolve(node[field].as<std::string>(), file);
-    auto text = readFile(path);
+    auto text = read(path);
     if (!text.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(file, ": ", where, ".", field, ": cannot read '", path, "'"));
@@ -125,8 +134,8 @@ absl::StatusOr<std::string> pemField(const YAML::Node& node, const std::string& 
   return std::string();
 }
 
-absl::StatusOr<RestConfig> build(const Merged& m, const std::string& contextName,
-                                 const std::string& source) {
+absl::StatusOr<RestConfig> buildUnchecked(const Merged& m, const std::string& contextName,
+                                          const std::string& source, const FileReader& read) {
   std::string ctxName = contextName.empty() ? m.currentContext : contextName;
   if (ctxName.empty())
     return absl::InvalidArgumentError(absl::StrCat(source, ": no current-context is set"));
@@ -154,7 +163,7 @@ absl::StatusOr<RestConfig> build(const Merged& m, const std::string& contextName
         cfile, ": cluster '", clusterName, "'.server '", cfg.server, "' is not an http(s) URL"));
   }
   std::string where = absl::StrCat("cluster '", clusterName, "'");
-  auto ca = pemField(cn, "certificate-authority", cfile, where);
+  auto ca = pemField(cn, "certificate-authority", cfile, where, read);
   if (!ca.ok()) return ca.status();
   cfg.caPem = *ca;
   if (cn["insecure-skip-tls-verify"]) cfg.insecureSkipTlsVerify = cn["insecure-skip-tls-verify"].as<bool>();
@@ -172,9 +181,9 @@ absl::StatusOr<RestConfig> build(const Merged& m, const std::string& contextName
     const YAML::Node& un = u->second.node;
     const std::string& ufile = u->second.file;
     std::string uwhere = absl::StrCat("user '", userName, "'");
-    auto cert = pemField(un, "client-certificate", ufile, uwhere);
+    auto cert = pemField(un, "client-certificate", ufile, uwhere, read);
     if (!cert.ok()) return cert.status();
-    auto key = pemField(un, "client-key", ufile, uwhere);
+    auto key = pemField(un, "client-key", ufile, uwhere, read);
     if (!key.ok()) return key.status();
     if (cert->empty() != key->empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -186,7 +195,7 @@ absl::StatusOr<RestConfig> build(const Merged& m, const std::string& contextName
       cfg.tokenSource = std::make_shared<StaticTokenSource>(un["token"].as<std::string>());
     } else if (un["tokenFile"]) {
       std::string path = resolve(un["tokenFile"].as<std::string>(), ufile);
-      auto probe = readFile(path);
+      auto probe = read(path);
       if (!probe.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(ufile, ": ", uwhere, ".tokenFile: cannot read '", path, "'"));
@@ -208,15 +217,27 @@ absl::StatusOr<RestConfig> build(const Merged& m, const std::string& contextName
   return cfg;
 }
 
+// yaml-cpp throws when a node has another shape than asked for (a user that
+// is a string, a server that is a list): an error naming the file, never an
+// exception (found by tests/fuzz kubeconfig_fuzzer).
+absl::StatusOr<RestConfig> build(const Merged& m, const std::string& contextName,
+                                 const std::string& source, const FileReader& read) {
+  try {
+    return buildUnchecked(m, contextName, source, read);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not a valid kubeconfig: ", e.what()));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<RestConfig> kubeconfigFromString(const std::string& yaml, const std::string& dir,
-                                                const std::string& context,
-                                                const std::string& source) {
+                                                const std::string& context, const std::string& source,
+                                                const FileReader& read) {
   Merged m;
   std::string file = dir.empty() ? source : (fs::path(dir) / "kubeconfig").string();
   if (auto s = mergeFile(yaml, file, m); !s.ok()) return s;
-  return build(m, context, source);
+  return build(m, context, source, read ? read : FileReader(defaultRead));
 }
 
 absl::StatusOr<RestConfig> loadKubeconfig(const KubeconfigOptions& options) {
@@ -242,7 +263,7 @@ absl::StatusOr<RestConfig> loadKubeconfig(const KubeconfigOptions& options) {
     if (auto s = mergeFile(*text, p, m); !s.ok()) return s;
   }
   if (found == 0) return absl::NotFoundError(absl::StrCat("no kubeconfig file found in ", absl::StrJoin(paths, ":")));
-  return build(m, options.context, paths.front());
+  return build(m, options.context, paths.front(), defaultRead);
 }
 
 absl::StatusOr<RestConfig> inClusterConfig(const InClusterPaths& paths) {
@@ -252,18 +273,33 @@ absl::StatusOr<RestConfig> inClusterConfig(const InClusterPaths& paths) {
     return absl::NotFoundError(
         "not running in a cluster: KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set");
   }
+  return inClusterConfigFrom(host, port, paths, defaultRead);
+}
+
+absl::StatusOr<RestConfig> inClusterConfigFrom(const std::string& host, const std::string& port,
+                                               const InClusterPaths& paths, const FileReader& read) {
+  int portNumber = 0;
+  if (!absl::SimpleAtoi(port, &portNumber) || portNumber < 1 || portNumber > 65535)
+    return absl::InvalidArgumentError(absl::StrCat("KUBERNETES_SERVICE_PORT is not a port: '",
+                                                   port.substr(0, 64), "'"));
+  // A host name or an IP address: letters, digits, '.', '-', ':' (IPv6).
+  if (host.empty() || host.size() > 253 ||
+      host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") !=
+          std::string::npos)
+    return absl::InvalidArgumentError(absl::StrCat("KUBERNETES_SERVICE_HOST is not a host: '",
+                                                   host.substr(0, 64), "'"));
   RestConfig cfg;
   std::string h = host;
   if (h.find(':') != std::string::npos) h = absl::StrCat("[", h, "]");
-  cfg.server = absl::StrCat("https://", h, ":", port);
-  auto ca = readFile(paths.caFile);
+  cfg.server = absl::StrCat("https://", h, ":", portNumber);
+  auto ca = read(paths.caFile);
   if (!ca.ok()) return absl::NotFoundError(absl::StrCat("in-cluster CA: cannot read ", paths.caFile));
   cfg.caPem = *ca;
-  auto token = readFile(paths.tokenFile);
+  auto token = read(paths.tokenFile);
   if (!token.ok())
     return absl::NotFoundError(absl::StrCat("in-cluster token: cannot read ", paths.tokenFile));
   cfg.tokenSource = std::make_shared<FileTokenSource>(paths.tokenFile);
-  if (auto ns = readFile(paths.namespaceFile); ns.ok())
+  if (auto ns = read(paths.namespaceFile); ns.ok())
     cfg.defaultNamespace = std::string(absl::StripAsciiWhitespace(*ns));
   cfg.source = "in-cluster service account";
   return cfg;

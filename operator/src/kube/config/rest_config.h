@@ -71,10 +71,16 @@ struct KubeconfigOptions {
 // to set a map entry or current-context wins). Errors name the file and field.
 absl::StatusOr<RestConfig> loadKubeconfig(const KubeconfigOptions& options = {});
 
-// Parses one kubeconfig document; `dir` resolves relative file paths.
+// Reads a file a kubeconfig names (CA, client certificate and key, token
+// file). A seam so that the parsing can be tested and fuzzed without a disk.
+using FileReader = std::function<absl::StatusOr<std::string>(const std::string& path)>;
+
+// Parses one kubeconfig document; `dir` resolves relative file paths, which
+// `read` reads (default: readFile).
 absl::StatusOr<RestConfig> kubeconfigFromString(const std::string& yaml, const std::string& dir,
                                                 const std::string& context = {},
-                                                const std::string& source = "<string>");
+                                                const std::string& source = "<string>",
+                                                const FileReader& read = {});
 
 struct InClusterPaths {
   std::string tokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -86,11 +92,23 @@ struct InClusterPaths {
 // service-account token (re-read on rotation) and CA.
 absl::StatusOr<RestConfig> inClusterConfig(const InClusterPaths& paths = {});
 
+// The same from the given KUBERNETES_SERVICE_HOST and _PORT values, reading
+// the CA and namespace files with `read`. InvalidArgument for a host or port
+// that cannot make a URL.
+absl::StatusOr<RestConfig> inClusterConfigFrom(const std::string& host, const std::string& port,
+                                               const InClusterPaths& paths, const FileReader& read);
+
 // The usual order: an explicit kubeconfig path, else $KUBECONFIG or
 // ~/.kube/config if present, else in-cluster.
 absl::StatusOr<RestConfig> loadDefaultConfig(const std::string& kubeconfigPath = {},
                                              const std::string& context = {});
 
-absl::StatusOr<std::string> readFile(const std::string& path);
+// Kubeconfigs, PEM files and tokens are small; a bigger file (or a device
+// such as /dev/zero named by mistake) is refused, not read without end.
+inline constexpr size_t kMaxConfigFileBytes = 16 << 20;
+
+// The whole file; NotFound when it cannot be opened, InvalidArgument when it
+// is larger than `maxBytes`.
+absl::StatusOr<std::string> readFile(const std::string& path, size_t maxBytes = kMaxConfigFileBytes);
 
 }  // namespace patchgate::kube
