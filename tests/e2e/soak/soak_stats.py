@@ -29,12 +29,17 @@ from dataclasses import dataclass, field
 # for 10 minutes (runtime/events.cc), ~10 events per Patch, so within a 10-minute
 # soak its map only grows (~150-200 KiB/min at this rate); the rest is glibc's
 # per-thread arenas settling. 1 MiB/min is 5x the measured slope, leaving room
-# for a faster machine that runs more cycles. A real leak scales with work:
-# the soak runs several hundred reconciles and a few thousand API calls a
-# minute, so leaking one parsed Patch (nlohmann::json, several KiB) per
-# reconcile, or one response body per API call, grows RSS by MiBs a minute and
-# fails; so does anything above ~33 KiB per Patch cycle. Smaller leaks (a map
-# entry per deleted key) stay under the noise of a 10-minute run: soak longer
+# for a faster machine that runs more cycles. A 20-minute soak confirms the
+# event cache: 36-70 KiB/min in 4-minute windows between minutes 11 and 19
+# (last half +112 KiB/min), apart from ~0.8 MiB steps that each came with the
+# fd count going 21 -> 22 (a new API connection; 3 in 20 minutes; not
+# explained yet).
+# What 1 MiB/min catches: at 31 cycles/min and at least 150
+# reconciles/min (the 10-minute run logged 1500 phase-changing reconciles
+# alone), a leak of more than ~33 KiB per Patch cycle or ~7 KiB per reconcile
+# (one parsed Patch object, one response body); and any leak that grows a few
+# MiB within the last half. Smaller or rarer leaks (a map entry per deleted
+# key, the steps above) stay under it in a 10-minute run: soak longer
 # (PATCHGATE_SOAK_SECONDS; past 10 minutes the event cache levels off) or use a
 # heap profiler.
 DEFAULT_MAX_SLOPE_KIB_PER_MIN = 1024.0
