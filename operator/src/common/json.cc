@@ -7,7 +7,38 @@
 
 namespace patchgate {
 
+namespace {
+
+// Nesting deeper than the API server's own JSON decoder allows (10000, as Go's
+// encoding/json) is refused before parsing: nlohmann::json parses iteratively
+// but copies, compares, dumps and destroys recursively, and 200,000 levels in
+// one watch line overflowed the stack (found with the watch_stream fuzz target).
+constexpr int kMaxJsonDepth = 10000;
+
+bool nestedTooDeep(std::string_view text) {
+  int depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (inString) {
+      if (c == '\\') ++i;
+      else if (c == '"') inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::StatusOr<Json> parseJson(std::string_view text) {
+  if (nestedTooDeep(text))
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON: nested deeper than ", kMaxJsonDepth, " levels"));
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::exception& e) {

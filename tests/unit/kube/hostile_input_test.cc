@@ -31,6 +31,23 @@ TEST(DecodeWatchEvent, LinesThatAreNotEventObjectsAreErrorsNotExceptions) {
   EXPECT_EQ(added->object["metadata"]["name"], "a");
 }
 
+TEST(DecodeWatchEvent, NestingDeeperThanTheApiServerAllowsIsRefusedNotAStackOverflow) {
+  // 200,000 levels in one watch line overflowed the stack (found with the
+  // watch_stream fuzz target's replay; corpus/watch_stream/regression-deep).
+  auto deep = [](int d) {
+    return "{\"type\":\"ADDED\",\"object\":" + std::string(d, '[') + std::string(d, ']') + "}";
+  };
+  auto refused = decodeWatchEvent(deep(200000));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("nested deeper than 10000 levels"));
+  EXPECT_FALSE(parseJson(deep(10000)).ok());  // 10000 arrays inside the event object
+  auto ok = decodeWatchEvent(deep(9000));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->object.dump().size(), 18000u);  // 9000 levels, dumped
+  // Brackets inside strings are not nesting.
+  EXPECT_TRUE(parseJson("{\"a\": \"" + std::string(20000, '[') + "\\\"\"}").ok());
+}
+
 TEST(ResourcePath, NamesCannotAddSegmentsOrAQuery) {
   EXPECT_EQ(resources::kPod.path("shop", "checkout-5f9c"), "/api/v1/namespaces/shop/pods/checkout-5f9c");
   EXPECT_EQ(resources::kPod.path("shop/../..", "x?watch=1#f"),
