@@ -257,22 +257,7 @@ int main(int argc, char** argv) {
     le.leaseNamespace = operatorNamespace;
     le.leaseName = absl::GetFlag(FLAGS_leader_election_id);
     le.identity = identity;
-    metrics.leaderElection(le.leaseName, false);
-    runtime::LeaderCallbacks cb;
-    cb.onStartedLeading = [&] {
-      metrics.leaderElection(le.leaseName, true);
-      log.info("became leader; starting controllers", {{"identity", identity}});
-      manager.startLeaderRunnables();
-    };
-    cb.onStoppedLeading = [&] {
-      metrics.leaderElection(le.leaseName, false);
-      log.error("leader election lost; exiting so a fresh process can campaign");
-      std::_Exit(1);
-    };
-    cb.onNewLeader = [&](const std::string& who) {
-      if (who != identity) log.info("new leader observed", {{"leader", who}});
-    };
-    elector = std::make_unique<runtime::LeaderElector>(client, le, cb, clock, log.withName("leaderelection"));
+    elector = makeLeaderElector(manager, client, clock, metrics, log, std::move(le), [] { std::_Exit(1); });
   }
 
   manager.start();

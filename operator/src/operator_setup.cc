@@ -101,4 +101,33 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
   return absl::OkStatus();
 }
 
+std::unique_ptr<runtime::LeaderElector> makeLeaderElector(runtime::Manager& manager,
+                                                          kube::Client& client, Clock& clock,
+                                                          metrics::Metrics& metrics, const Logger& log,
+                                                          runtime::LeaderElectionConfig config,
+                                                          std::function<void()> onLost) {
+  // By value: the callbacks run on the elector's thread long after the
+  // caller's locals are gone (a by-reference capture of the config here once
+  // put garbage into the gauge's label).
+  const std::string lease = config.leaseName;
+  const std::string identity = config.identity;
+  metrics.leaderElection(lease, false);
+  runtime::LeaderCallbacks cb;
+  cb.onStartedLeading = [&metrics, &manager, log, lease, identity] {
+    metrics.leaderElection(lease, true);
+    log.info("became leader; starting controllers", {{"identity", identity}});
+    manager.startLeaderRunnables();
+  };
+  cb.onStoppedLeading = [&metrics, log, lease, onLost = std::move(onLost)] {
+    metrics.leaderElection(lease, false);
+    log.error("leader election lost; exiting so a fresh process can campaign");
+    if (onLost) onLost();
+  };
+  cb.onNewLeader = [log, identity](const std::string& who) {
+    if (who != identity) log.info("new leader observed", {{"leader", who}});
+  };
+  return std::make_unique<runtime::LeaderElector>(client, std::move(config), std::move(cb), clock,
+                                                  log.withName("leaderelection"));
+}
+
 }  // namespace patchgate

@@ -10,6 +10,7 @@
 #include "kube/client.h"
 #include "metrics/metrics.h"
 #include "runtime/informer.h"
+#include "runtime/leader_election.h"
 #include "runtime/manager.h"
 
 namespace patchgate {
@@ -30,5 +31,16 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
                            Random& random, metrics::Metrics& metrics, const Logger& log,
                            const OperatorOptions& options,
                            std::shared_ptr<runtime::Informer>* patchInformer = nullptr);
+
+// The operator's leader elector: when it leads, the manager's leader-only
+// runnables start and leader_election_master_status{name=<lease>} reads 1;
+// when leadership is lost the gauge reads 0 and `onLost` runs (the operator
+// exits there). The callbacks own copies of everything they name except the
+// references passed in, which must outlive the elector.
+std::unique_ptr<runtime::LeaderElector> makeLeaderElector(runtime::Manager& manager,
+                                                          kube::Client& client, Clock& clock,
+                                                          metrics::Metrics& metrics, const Logger& log,
+                                                          runtime::LeaderElectionConfig config,
+                                                          std::function<void()> onLost);
 
 }  // namespace patchgate

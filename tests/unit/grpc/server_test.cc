@@ -82,5 +82,49 @@ TEST(GrpcServer, NeedsACertificateAndKey) {
       absl::StatusCode::kInvalidArgument);
 }
 
+// Many clients call at once while the server is stopped under them: every
+// call ends (with some status), and run() returns. For ThreadSanitizer
+// (`ctest -L sanitize`) as much as for the invariant.
+TEST(GrpcServer, StopsUnderConcurrentCalls) {
+  testing::FakeClock clock;
+  testing::FakeClient client(clock);
+  runtime::Store store;
+  Authenticator auth(client, clock);
+  PatchgateApi api(store, client, auth, clock);
+  auto pair = generateSelfSigned("localhost");
+  ASSERT_TRUE(pair.ok());
+  auto server = GrpcServer::create({"127.0.0.1:0", *pair}, api, testing::quietLogger());
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::stop_source stop;
+  std::thread runner([&] { (*server)->run(stop.get_token()); });
+
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pair->certPem;
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()), grpc::SslCredentials(ssl));
+  std::atomic<int> finished{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c)
+    clients.emplace_back([&, c] {
+      auto stub = v1::Patchgate::NewStub(channel);
+      for (int i = 0; i < 25; ++i) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        if ((c + i) % 2 == 0) ctx.AddMetadata("authorization", "Bearer token-" + std::to_string(c));
+        v1::GetPatchRequest req;
+        req.set_namespace_("shop");
+        req.set_name("fix-" + std::to_string(i));
+        v1::Patch resp;
+        (void)stub->GetPatch(&ctx, req, &resp);
+        ++finished;
+      }
+    });
+  ASSERT_TRUE(testing::eventually([&] { return finished.load() >= 40; }, std::chrono::seconds(30)));
+  stop.request_stop();  // while clients still call
+  runner.join();
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(finished.load(), 8 * 25);
+}
+
 }  // namespace
 }  // namespace patchgate::grpcapi
