@@ -11,8 +11,9 @@ namespace patchgate {
 using Json = nlohmann::json;
 
 // Parses JSON text, turning the library's exception into a Status at this edge.
-// Text nested deeper than 10000 levels (the API server's own limit) is
-// refused: deeper values would overflow the stack when copied or dumped.
+// Text nested deeper than 1000 levels is refused: deeper values could
+// overflow the stack when copied or dumped (Kubernetes objects nest a few
+// dozen levels; the API server's own limit is 10000).
 absl::StatusOr<Json> parseJson(std::string_view text);
 
 // Reads a string at a JSON pointer such as "/metadata/name"; "" when absent or
