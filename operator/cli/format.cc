@@ -158,8 +158,8 @@ std::string humanDuration(std::chrono::seconds d) {
   if (h < 8) return m % 60 == 0 ? absl::StrCat(h, "h") : absl::StrCat(h, "h", m % 60, "m");
   if (h < 48) return absl::StrCat(h, "h");
   int64_t days = h / 24;
-  if (h < 24 * 8) return h % 24 == 0 ? absl::StrCat(days, "d") : absl::StrCat(days, "d", h % 24, "h");
-  if (days < 365 * 2) return absl::StrCat(days, "d");
+  if (h < int64_t{24} * 8) return h % 24 == 0 ? absl::StrCat(days, "d") : absl::StrCat(days, "d", h % 24, "h");
+  if (days < int64_t{365} * 2) return absl::StrCat(days, "d");
   return absl::StrCat(days / 365, "y");
 }
 

@@ -26,8 +26,9 @@ class Backoff {
   // The delay to wait before the next attempt; advances the sequence.
   Duration next() {
     Duration base = current_;
-    current_ = std::min(cap_, Duration(static_cast<int64_t>(current_.count() * factor_)));
-    auto extra = static_cast<int64_t>(base.count() * jitter_ * random_.uniform01());
+    // In double on purpose: delays are milliseconds, far below 2^53.
+    current_ = std::min(cap_, Duration(static_cast<int64_t>(static_cast<double>(current_.count()) * factor_)));
+    auto extra = static_cast<int64_t>(static_cast<double>(base.count()) * jitter_ * random_.uniform01());
     return base + Duration(extra);
   }
 
