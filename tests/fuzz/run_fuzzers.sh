@@ -7,20 +7,31 @@
 # is kept in BUILD_DIR/artifacts/ (add it to tests/fuzz/corpus/TARGET once
 # fixed, so that the replay tests hold the fix).
 #
-# Usage: run_fuzzers.sh SOURCE_DIR BUILD_DIR TARGET...
+# Usage: run_fuzzers.sh SOURCE_DIR BUILD_DIR [TARGET...]   (no TARGET: every
+#        tests/fuzz/<target>_fuzzer.cc)
 # Environment: PATCHGATE_FUZZ_SECONDS, PATCHGATE_FUZZ_CXX (clang++-14),
 #              PATCHGATE_FUZZ_JOBS (build parallelism, 2),
-#              PATCHGATE_FUZZ_MAX_LEN (bytes per input, 65536).
+#              PATCHGATE_FUZZ_MAX_LEN (bytes per input, 65536),
+#              PATCHGATE_FUZZ_NICE (the build's nice level, 10),
+#              PATCHGATE_FUZZ_BUILD_ONLY=1 (build, don't fuzz: hack/test warms
+#              the tree in the background this way; a lock keeps one build at
+#              a time, so the ctest run then just waits for it).
 set -euo pipefail
-(($# >= 3)) || { echo "usage: $0 SOURCE_DIR BUILD_DIR TARGET..." >&2; exit 2; }
+(($# >= 2)) || { echo "usage: $0 SOURCE_DIR BUILD_DIR [TARGET...]" >&2; exit 2; }
 SRC=$1 BUILD=$2
 shift 2
+if (($# == 0)); then
+  for f in "$SRC"/tests/fuzz/*_fuzzer.cc; do f=${f##*/}; set -- "$@" "${f%_fuzzer.cc}"; done
+fi
 SECS=${PATCHGATE_FUZZ_SECONDS:-20}
 MAX_LEN=${PATCHGATE_FUZZ_MAX_LEN:-65536}
 CXX=${PATCHGATE_FUZZ_CXX:-$(command -v clang++-14 || command -v clang++ || true)}
 [[ -n $CXX && -x $CXX ]] || { echo "run_fuzzers: no clang++; run hack/deps.sh (clang-14, libclang-rt-14-dev)" >&2; exit 1; }
 
 start=$(date +%s)
+mkdir -p "$BUILD"
+exec 9>"$BUILD/.build-lock"
+flock 9
 if [[ ! -f $BUILD/CMakeCache.txt ]]; then
   gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
   echo "run_fuzzers: configuring $BUILD with $CXX"
@@ -31,9 +42,10 @@ fi
 targets=()
 for t in "$@"; do targets+=("${t}_fuzzer"); done
 echo "run_fuzzers: building ${targets[*]}"
-nice -n 10 cmake --build "$BUILD" -j"${PATCHGATE_FUZZ_JOBS:-2}" --target "${targets[@]}" >"$BUILD/build.log" 2>&1 ||
+nice -n "${PATCHGATE_FUZZ_NICE:-10}" cmake --build "$BUILD" -j"${PATCHGATE_FUZZ_JOBS:-2}" --target "${targets[@]}" >"$BUILD/build.log" 2>&1 ||
   { tail -50 "$BUILD/build.log" >&2; echo "run_fuzzers: build failed (log: $BUILD/build.log)" >&2; exit 1; }
 echo "run_fuzzers: built in $(($(date +%s) - start)) s"
+[[ ${PATCHGATE_FUZZ_BUILD_ONLY:-} == 1 ]] && exit 0
 
 mkdir -p "$BUILD/artifacts" "$BUILD/logs"
 stamp=$BUILD/logs/.started
