@@ -11,6 +11,9 @@ source "$HACK/versions.sh"
 source "$HACK/lib/common.sh"
 hack_fail_loudly build-tools   # any failure ends with a message naming the command
 mkdir -p "$BIN_DIR"
+# One build at a time (hack/test runs this in the background).
+exec 8>"$BIN_DIR/.build-lock"
+flock 8
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 ALL=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl kubelet kube-proxy helm grpcurl)

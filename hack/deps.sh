@@ -9,9 +9,9 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
   libcpprest-dev libyaml-cpp-dev prometheus-cpp-dev libgrpc++-dev libprotobuf-dev
   protobuf-compiler protobuf-compiler-grpc libabsl-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev libssl-dev libboost-system-dev zlib1g-dev
-  clang-14 libclang-rt-14-dev clang-tidy-14)
+  clang-14 libclang-rt-14-dev clang-tidy-14 python3)
 # clang-14 + libclang-rt-14-dev: the libFuzzer targets (tests/fuzz, -DPATCHGATE_FUZZ=ON).
-# clang-tidy-14: hack/tidy (ctest lint.ClangTidy).
+# clang-tidy-14: hack/tidy (ctest lint.ClangTidy). python3: the soak's statistics (also unit-tested).
 # python3-venv: the gRPC integration test's client (grpcio from PyPI, in a venv).
 CLUSTER_PKGS=(openssl iproute2 iptables conntrack socat ethtool kmod util-linux
   containerd runc containernetworking-plugins umoci busybox-static

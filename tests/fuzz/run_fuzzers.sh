@@ -32,7 +32,8 @@ start=$(date +%s)
 mkdir -p "$BUILD"
 exec 9>"$BUILD/.build-lock"
 flock 9
-if [[ ! -f $BUILD/CMakeCache.txt ]]; then
+# Configure until it has succeeded once (a failed configure may leave a cache).
+if [[ ! -f $BUILD/build.ninja && ! -f $BUILD/Makefile ]]; then
   gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
   echo "run_fuzzers: configuring $BUILD with $CXX"
   cmake -S "$SRC" -B "$BUILD" "${gen[@]}" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -50,6 +50,8 @@ BAD_CACHE=$T/file/cache
 mkdir -p "$T/fakebin"
 printf '#!/bin/sh\nexit 1\n' > "$T/fakebin/dpkg-query"
 printf '#!/bin/sh\nexit 100\n' > "$T/fakebin/apt-get"
+# Not root: deps.sh would call sudo, whose reset PATH finds the real apt-get.
+printf '#!/bin/sh\nexit 1\n' > "$T/fakebin/sudo"
 # and an openssl that fails without a word
 mkdir -p "$T/fakessl"
 printf '#!/bin/sh\nexit 3\n' > "$T/fakessl/openssl"

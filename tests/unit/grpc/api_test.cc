@@ -15,6 +15,7 @@
 #include "fakes/fake_clock.h"
 #include "kube/errors.h"
 #include "kube/resource.h"
+#include "test_util.h"
 
 namespace patchgate::grpcapi {
 namespace {
@@ -354,10 +355,15 @@ TEST_F(ApiTest, StressWatchersReadersAndShutdown) {
         if (api_.getPatch("Bearer alice-token", req).ok()) ++reads;
     });
   std::thread informer([&] {
-    for (int n = 0; n < 500 && ended.load() < 6; ++n) {
+    // Change the Patch only once every watcher has sent its first event, and
+    // shut down only after at least one change reached a watcher.
+    (void)patchgate::testing::eventually([&] { return events.load() >= 6; }, std::chrono::seconds(10));
+    bool shut = false;
+    for (int n = 0; n < 500 && !shut; ++n) {
       setPhase(n % 2 ? "Testing" : "AwaitingApproval");
-      if (n == 250) api_.shutdown();
+      if (n >= 250 && events.load() > 6) shut = (api_.shutdown(), true);
     }
+    if (!shut) api_.shutdown();
   });
   informer.join();
   for (auto& t : threads) t.join();

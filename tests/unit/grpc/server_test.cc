@@ -95,15 +95,15 @@ TEST(GrpcServer, StopsUnderConcurrentCalls) {
   ASSERT_TRUE(pair.ok());
   auto server = GrpcServer::create({"127.0.0.1:0", *pair}, api, testing::quietLogger());
   ASSERT_TRUE(server.ok()) << server.status();
-  std::stop_source stop;
-  std::thread runner([&] { (*server)->run(stop.get_token()); });
+  // jthreads: a failed ASSERT below still stops and joins them.
+  std::jthread runner([&](std::stop_token st) { (*server)->run(st); });
 
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = pair->certPem;
   auto channel =
       grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()), grpc::SslCredentials(ssl));
   std::atomic<int> finished{0};
-  std::vector<std::thread> clients;
+  std::vector<std::jthread> clients;
   for (int c = 0; c < 8; ++c)
     clients.emplace_back([&, c] {
       auto stub = v1::Patchgate::NewStub(channel);
@@ -120,7 +120,7 @@ TEST(GrpcServer, StopsUnderConcurrentCalls) {
       }
     });
   ASSERT_TRUE(testing::eventually([&] { return finished.load() >= 40; }, std::chrono::seconds(30)));
-  stop.request_stop();  // while clients still call
+  runner.request_stop();  // while clients still call
   runner.join();
   for (auto& t : clients) t.join();
   EXPECT_EQ(finished.load(), 8 * 25);

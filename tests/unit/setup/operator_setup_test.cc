@@ -54,14 +54,14 @@ TEST(MakeLeaderElectorTest, GaugeNamesTheLeaseAfterTheCallersLocalsAreGone) {
   EXPECT_EQ(leaderGauge(metrics),
             (std::map<std::string, double>{{"patchgate-operator-lease-with-a-long-name", 0}}));
 
-  std::stop_source stop;
-  std::jthread t([&] { elector->run(stop.get_token()); });
+  // The thread's own token: a failed ASSERT below still stops and joins it.
+  std::jthread t([&](std::stop_token st) { elector->run(st); });
   ASSERT_TRUE(eventually([&] { return elector->isLeader(); }));
   ASSERT_TRUE(eventually([&] {
     return leaderGauge(metrics) ==
            std::map<std::string, double>{{"patchgate-operator-lease-with-a-long-name", 1}};
   })) << "gauge: " << leaderGauge(metrics).size() << " series";
-  stop.request_stop();
+  t.request_stop();
   t.join();
   EXPECT_FALSE(lost);
 }
@@ -76,8 +76,7 @@ TEST(MakeLeaderElectorTest, LosingTheLeaseClearsTheGaugeAndCallsOnLost) {
   std::atomic<bool> lost = false;
   runtime::LeaderElectionConfig le{.leaseNamespace = "ns", .leaseName = "lease", .identity = "a"};
   auto elector = makeLeaderElector(manager, client, clock, metrics, quietLogger(), le, [&] { lost = true; });
-  std::stop_source stop;
-  std::jthread t([&] { elector->run(stop.get_token()); });
+  std::jthread t([&](std::stop_token st) { elector->run(st); });
   ASSERT_TRUE(eventually([&] { return leaderGauge(metrics)["lease"] == 1; }));
   for (int i = 0; i < 100; ++i) client.failNext("get", absl::UnavailableError("api server away"), "leases");
   ASSERT_TRUE(eventually([&] {
@@ -85,7 +84,6 @@ TEST(MakeLeaderElectorTest, LosingTheLeaseClearsTheGaugeAndCallsOnLost) {
     return lost.load();
   }));
   EXPECT_EQ(leaderGauge(metrics)["lease"], 0);
-  stop.request_stop();
 }
 
 }  // namespace
