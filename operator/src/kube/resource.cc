@@ -18,11 +18,19 @@ namespace {
 // Valid Kubernetes names pass unchanged ("." and ".." are not valid names and
 // are encoded too, so they cannot walk up).
 std::string pathSegment(std::string_view s) {
+  // "." and ".." would climb the path: encoded whole. Colons stay (RBAC names).
+  if (s == "." || s == "..") return s.size() == 1 ? "%2E" : "%2E%2E";
+  return percentEncode(s, ":");
+}
+
+}  // namespace
+
+std::string percentEncode(std::string_view value, std::string_view alsoKeep) {
   static const char* kHex = "0123456789ABCDEF";
-  const bool dots = s == "." || s == "..";
   std::string out;
-  for (unsigned char c : s) {
-    if (!dots && (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':')) {
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        alsoKeep.find(static_cast<char>(c)) != std::string_view::npos) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
@@ -32,8 +40,6 @@ std::string pathSegment(std::string_view s) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string ResourceType::path(std::string_view ns, std::string_view name,
                                std::string_view subresource) const {

@@ -42,6 +42,10 @@ absl::StatusOr<ResourceType> forKind(std::string_view apiVersion, std::string_vi
 
 // "namespace/name", or "name" for cluster-scoped objects: the key used by
 // stores and work queues, as client-go's MetaNamespaceKeyFunc.
+// Percent-encodes every byte but RFC 3986's unreserved characters (letters,
+// digits, - _ . ~) and those in `alsoKeep`.
+std::string percentEncode(std::string_view value, std::string_view alsoKeep = {});
+
 std::string objectKey(const Json& obj);
 std::string makeKey(std::string_view ns, std::string_view name);
 // Splits a key back; namespace is "" for cluster-scoped keys.
