@@ -16,14 +16,19 @@
 namespace patchgate::grpcapi {
 namespace {
 
-TEST(GrpcServer, ServesOverTlsAndMapsStatusCodes) {
+// The API over a fake API server, and a self-signed pair to serve it with.
+class GrpcServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(pair.ok()) << pair.status(); }
   testing::FakeClock clock;
-  testing::FakeClient client(clock);
+  testing::FakeClient client{clock};
   runtime::Store store;
-  Authenticator auth(client, clock);
-  PatchgateApi api(store, client, auth, clock);
-  auto pair = generateSelfSigned("localhost");
-  ASSERT_TRUE(pair.ok());
+  Authenticator auth{client, clock};
+  PatchgateApi api{store, client, auth, clock};
+  absl::StatusOr<KeyPair> pair = generateSelfSigned("localhost");
+};
+
+TEST_F(GrpcServerTest, ServesOverTlsAndMapsStatusCodes) {
 
   auto server = GrpcServer::create({"127.0.0.1:0", *pair}, api, testing::quietLogger());
   ASSERT_TRUE(server.ok()) << server.status();
@@ -85,14 +90,7 @@ TEST(GrpcServer, NeedsACertificateAndKey) {
 // Many clients call at once while the server is stopped under them: every
 // call ends (with some status), and run() returns. For ThreadSanitizer
 // (`ctest -L sanitize`) as much as for the invariant.
-TEST(GrpcServer, StopsUnderConcurrentCalls) {
-  testing::FakeClock clock;
-  testing::FakeClient client(clock);
-  runtime::Store store;
-  Authenticator auth(client, clock);
-  PatchgateApi api(store, client, auth, clock);
-  auto pair = generateSelfSigned("localhost");
-  ASSERT_TRUE(pair.ok());
+TEST_F(GrpcServerTest, StopsUnderConcurrentCalls) {
   auto server = GrpcServer::create({"127.0.0.1:0", *pair}, api, testing::quietLogger());
   ASSERT_TRUE(server.ok()) << server.status();
   // jthreads: a failed ASSERT below still stops and joins them.
