@@ -140,10 +140,13 @@ ${3:-}
 YAML
 }
 # A test that checks the patched copy through its Service, as clients would.
+# It first waits (up to 20 s) for the Service to answer /healthz: a Service made
+# a moment ago may not be routed by kube-proxy yet (on this machine an unrouted
+# address is answered by the sandbox's egress proxy with its own 404).
 SMOKE_TEST='  tests:
   - name: smoke
     image: patchgate.dev/test-runner:1.0
-    command: ["/bin/sh", "-c", "out=$(wget -qO- http://$CHECKOUT_SERVICE_HOST:$CHECKOUT_SERVICE_PORT/version) && echo \"saw: $out\" && echo \"$out\" | grep -q \"$WANT\" && echo \"version ok: $out\" > /dev/termination-log"]
+    command: ["/bin/sh", "-c", "url=http://$CHECKOUT_SERVICE_HOST:$CHECKOUT_SERVICE_PORT; i=0; until wget -qO- $url/healthz >/dev/null 2>&1 || [ $i -ge 20 ]; do i=$((i+1)); sleep 1; done; out=$(wget -qO- $url/version) && echo \"saw: $out\" && echo \"$out\" | grep -q \"$WANT\" && echo \"version ok: $out\" > /dev/termination-log"]
     env: [{name: WANT, value: "VERSION_PLACEHOLDER"}]
     timeoutSeconds: 120'
 smoke_test() { echo "${SMOKE_TEST//VERSION_PLACEHOLDER/$1}"; }
