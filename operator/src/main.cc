@@ -188,6 +188,13 @@ int main(int argc, char** argv) {
   options.workers = absl::GetFlag(FLAGS_workers);
   options.watchNamespaces = absl::GetFlag(FLAGS_watch_namespaces);
   options.identity = identity;
+  // Production writes are fenced by the lease (set once the elector exists;
+  // without leader election there is no one to fence against).
+  auto electorForFence = std::make_shared<std::atomic<runtime::LeaderElector*>>(nullptr);
+  options.leading = [electorForFence] {
+    auto* e = electorForFence->load();
+    return e == nullptr || e->leadingWithMargin(std::chrono::seconds(2));
+  };
   // The operator's own namespace: the Lease's, the API's Secret and Service.
   const std::string operatorNamespace = absl::GetFlag(FLAGS_leader_election_namespace).empty()
                                             ? config->defaultNamespace
@@ -258,6 +265,7 @@ int main(int argc, char** argv) {
     le.leaseName = absl::GetFlag(FLAGS_leader_election_id);
     le.identity = identity;
     elector = makeLeaderElector(manager, client, clock, metrics, log, std::move(le), [] { std::_Exit(1); });
+    electorForFence->store(elector.get());
   }
 
   manager.start();

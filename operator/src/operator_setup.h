@@ -20,6 +20,8 @@ struct OperatorOptions {
   std::string watchNamespaces;  // comma-separated; empty = all
   std::string identity;
   controllers::patch::PatchReconcilerOptions::TestApi testApi;
+  // Fencing of production writes (PatchReconcilerOptions::leading).
+  std::function<bool()> leading;
 };
 
 // Adds the informers and controllers of the operator to `manager`, with their

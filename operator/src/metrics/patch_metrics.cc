@@ -14,7 +14,7 @@ const prometheus::Histogram::BucketBoundaries kLongBuckets = {1,   5,   10,   30
                                                               300, 600, 1200, 1800, 3600, 7200};
 constexpr const char* kPhases[] = {ph::kPending,      ph::kValidated, ph::kQueued,   ph::kProvisioning,
                                    ph::kTesting,      ph::kAwaitingApproval,          ph::kPromoting,
-                                   ph::kVerifying,    ph::kSucceeded, ph::kFailed,   ph::kRolledBack};
+                                   ph::kVerifying,    ph::kRollingBack, ph::kSucceeded, ph::kFailed,   ph::kRolledBack};
 
 std::string outcomeOf(const std::string& phase) {
   if (phase == ph::kSucceeded) return "succeeded";
@@ -49,6 +49,12 @@ PatchMetricsImpl::PatchMetricsImpl(prometheus::Registry& r)
                        .Add({}, kLongBuckets)),
       drift_(prometheus::BuildCounter().Name("patchgate_drift_detected_total")
                  .Help("Times production changed under a tested Patch, forcing a re-test").Register(r).Add({})),
+      reverts_(prometheus::BuildCounter().Name("patchgate_reverts_total")
+                   .Help("Promoted Patches whose change someone else undid or replaced during verification")
+                   .Register(r).Add({})),
+      rollbackFailures_(prometheus::BuildCounter().Name("patchgate_rollback_failures_total")
+                            .Help("Rollbacks written whose restored workload did not become healthy: production "
+                                  "needs a person").Register(r).Add({})),
       environmentsCreated_(prometheus::BuildCounter().Name("patchgate_environments_created_total")
                                .Help("Test environments created").Register(r).Add({})),
       environmentsDeleted_(prometheus::BuildCounter().Name("patchgate_environments_deleted_total")
@@ -58,7 +64,7 @@ PatchMetricsImpl::PatchMetricsImpl(prometheus::Registry& r)
     phaseDuration_.Add({{"phase", p}}, kLongBuckets);
   }
   for (const char* o : {"succeeded", "failed", "rolled_back"}) changes_.Add({{"outcome", o}});
-  for (const char* c : {"ProgressDeadlineExceeded", "VerificationTimeout", "Cancelled", "PatchDeleted"})
+  for (const char* c : {"ProgressDeadlineExceeded", "VerificationTimeout", "Unhealthy", "Cancelled", "PatchDeleted"})
     rollbacks_.Add({{"reason", c}});
 }
 
@@ -80,6 +86,8 @@ void PatchMetricsImpl::rolledBack(const std::string& reason, double restore) {
   restoreTime_.Observe(restore);
 }
 void PatchMetricsImpl::driftDetected() { drift_.Increment(); }
+void PatchMetricsImpl::reverted() { reverts_.Increment(); }
+void PatchMetricsImpl::rollbackFailed() { rollbackFailures_.Increment(); }
 void PatchMetricsImpl::environmentCreated() { environmentsCreated_.Increment(); }
 void PatchMetricsImpl::environmentDeleted() { environmentsDeleted_.Increment(); }
 

@@ -22,6 +22,8 @@ class PatchMetricsImpl final : public controllers::patch::PatchMetrics {
   void promoted(double leadTimeSeconds) override;
   void rolledBack(const std::string& reason, double restoreSeconds) override;
   void driftDetected() override;
+  void reverted() override;
+  void rollbackFailed() override;
   void environmentCreated() override;
   void environmentDeleted() override;
 
@@ -36,6 +38,8 @@ class PatchMetricsImpl final : public controllers::patch::PatchMetrics {
   prometheus::Family<prometheus::Counter>& rollbacks_;
   prometheus::Histogram& restoreTime_;
   prometheus::Counter& drift_;
+  prometheus::Counter& reverts_;
+  prometheus::Counter& rollbackFailures_;
   prometheus::Counter& environmentsCreated_;
   prometheus::Counter& environmentsDeleted_;
 };

@@ -85,6 +85,12 @@ bool LeaderElector::tryAcquireOrRenew() {
   return true;
 }
 
+bool LeaderElector::leadingWithMargin(std::chrono::milliseconds margin) const {
+  if (!leading_) return false;
+  Clock::TimePoint last{Clock::Duration(lastRenew_.load())};
+  return clock_.now() - last < config_.renewDeadline - margin;
+}
+
 bool LeaderElector::sleep(std::stop_token stop, std::chrono::milliseconds d) {
   return sleepFor(clock_, stop, d);
 }
@@ -110,14 +116,17 @@ void LeaderElector::run(std::stop_token stop) {
     if (!sleep(stop, config_.retryPeriod + config_.retryPeriod / 5)) return;
   }
   if (stop.stop_requested()) return;
+  auto lastRenew = clock_.now();
+  lastRenew_ = lastRenew.time_since_epoch().count();
   leading_ = true;
   log_.info("acquired leader lease");
   if (callbacks_.onStartedLeading) callbacks_.onStartedLeading();
-  auto lastRenew = clock_.now();
   while (true) {
     if (!sleep(stop, config_.retryPeriod)) break;
+    auto attempt = clock_.now();  // the renewal counts from before it was sent
     if (tryAcquireOrRenew()) {
-      lastRenew = clock_.now();
+      lastRenew = attempt;
+      lastRenew_ = lastRenew.time_since_epoch().count();
       continue;
     }
     if (clock_.now() - lastRenew >= config_.renewDeadline) {

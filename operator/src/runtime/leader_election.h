@@ -47,6 +47,12 @@ class LeaderElector {
   // fails for renewDeadline (then onStoppedLeading).
   void run(std::stop_token stop);
   bool isLeader() const { return leading_; }
+  // Fencing for writes that must not come from a deposed leader: true only
+  // while leading and the last successful renewal is younger than
+  // renewDeadline - margin. Other candidates can take the lease only
+  // leaseDuration after they last saw it renewed, so a write sent while this
+  // holds lands before anyone else leads (leaseDuration > renewDeadline).
+  bool leadingWithMargin(std::chrono::milliseconds margin) const;
   std::string currentLeader() const;
 
   // One attempt; public for tests. True when this process holds the lease.
@@ -62,6 +68,7 @@ class LeaderElector {
   Clock& clock_;
   Logger log_;
   std::atomic<bool> leading_{false};
+  std::atomic<Clock::Duration::rep> lastRenew_{0};  // clock time since epoch of the last renewal
   mutable std::mutex mu_;
   Json observed_;                    // last lease spec seen
   Clock::TimePoint observedTime_{};  // local time it last changed

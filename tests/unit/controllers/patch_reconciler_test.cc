@@ -125,6 +125,22 @@ class PatchReconcilerTest : public ::testing::Test {
     ASSERT_TRUE(reconcile(name).ok());  // creates the Job
   }
 
+  // Production healthy with the change for the whole bake (30 s default):
+  // the Patch succeeds.
+  void bakeToSuccess(const std::string& name) {
+    markHealthy(res::kDeployment, "shop", "checkout");
+    ASSERT_TRUE(reconcile(name).ok());  // rollout complete: the bake starts
+    ASSERT_EQ(phase(name), api::v1alpha1::phase::kVerifying) << "succeeded without a bake";
+    clock_.advance(std::chrono::seconds(31));
+    reconcileUntil(name, api::v1alpha1::phase::kSucceeded);
+  }
+
+  // Drives a Patch to Promoting's first pass: tests done, the next reconcile promotes.
+  void driveToPromotion(const std::string& name) {
+    driveToTestJob(name);
+    completeJobs(envNamespace(name));
+  }
+
   // Drives a Patch to Verifying: provisioned, tests passed, promoted.
   void driveToVerifying(const std::string& name) {
     driveToTestJob(name);
@@ -398,8 +414,7 @@ TEST_F(PatchReconcilerTest, GoodPatchIsTestedPromotedVerifiedAndCleanedUp) {
   Json prod = client_.object(res::kDeployment, "shop", "checkout");
   EXPECT_EQ(prod["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "v2");
   EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "64");
-  markHealthy(res::kDeployment, "shop", "checkout");
-  reconcileUntil("fix", api::v1alpha1::phase::kSucceeded);
+  bakeToSuccess("fix");
   EXPECT_TRUE(runtime::isConditionTrue(status("fix")["conditions"], condition::kReady));
   EXPECT_TRUE(runtime::isConditionTrue(status("fix")["conditions"], condition::kVerified));
   EXPECT_EQ(status("fix")["tests"][0]["result"], "Passed");
@@ -493,6 +508,11 @@ TEST_F(PatchReconcilerTest, UnhealthyPromotionIsRolledBackAfterTheTimeout) {
   driveToVerifying("fix");
   // Production never becomes healthy with the change.
   clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  // RolledBack only once the restored workload is healthy.
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kRollingBack);
+  markHealthy(res::kDeployment, "shop", "checkout");
   reconcileUntil("fix", api::v1alpha1::phase::kRolledBack);
   Json prod = client_.object(res::kDeployment, "shop", "checkout");
   EXPECT_EQ(prod["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "v1");
@@ -597,6 +617,8 @@ TEST_F(PatchReconcilerTest, StatefulSetTargetKeepsItsHeadlessServiceAndUsesItsHe
   ASSERT_TRUE(reconcile("db-fix").ok());
   EXPECT_EQ(phase("db-fix"), api::v1alpha1::phase::kVerifying);
   markSts("shop", true);
+  ASSERT_TRUE(reconcile("db-fix").ok());  // the bake starts
+  clock_.advance(std::chrono::seconds(31));
   reconcileUntil("db-fix", api::v1alpha1::phase::kSucceeded);
 }
 

@@ -212,6 +212,14 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
       // concurrency); found by tests/fuzz patch_spec_fuzzer: {"metadata": 5}.
       if (parsed->is_object() && parsed->contains("metadata") && !(*parsed)["metadata"].is_object())
         return fieldError("spec.change.patch", "metadata must be a map");
+      // It may add an annotation to spec.template.metadata (config changes).
+      if (parsed->is_object() && parsed->contains("spec")) {
+        const Json& s = (*parsed)["spec"];
+        if (!s.is_object() || (s.contains("template") && (!s["template"].is_object() ||
+                                                          (s["template"].contains("metadata") &&
+                                                           !s["template"]["metadata"].is_object()))))
+          return fieldError("spec.change.patch", "spec, spec.template and spec.template.metadata must be maps");
+      }
     }
     if (c.contains("image")) {
       ++kinds;
@@ -317,6 +325,9 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
     out.approvers = appr.value("approvers", int64_t{1});
     const Json& ver = spec.value("verification", Json::object());
     out.verificationTimeoutSeconds = ver.value("timeoutSeconds", int64_t{300});
+    out.bakeSeconds = ver.value("bakeSeconds", int64_t{30});
+    if (out.bakeSeconds < 0 || out.bakeSeconds > 86400)
+      return fieldError("spec.verification.bakeSeconds", "must be between 0 and 86400");
     const Json& rb = spec.value("rollback", Json::object());
     out.automaticRollback = rb.value("automatic", true);
     out.revisionHistoryLimit = spec.value("revisionHistoryLimit", int64_t{10});

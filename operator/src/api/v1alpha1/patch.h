@@ -25,6 +25,13 @@ inline constexpr char kLabelTarget[] = "patchgate.dev/target";            // kin
 inline constexpr char kLabelTest[] = "patchgate.dev/test";
 inline constexpr char kAnnotationTicket[] = "patchgate.dev/ticket";
 inline constexpr char kAnnotationRevision[] = "patchgate.dev/revision";
+// On a production workload: "<patch uid>/<Promote|Rollback>" of patchgate's
+// last write to it, written in the same request as the change, so a later
+// pass (after a crash or a failover) recognises its own write.
+inline constexpr char kAnnotationLastWrite[] = "patchgate.dev/last-write";
+// On the pod template when a Patch changes config: a digest of the config
+// change, so the pods roll and start with the new config.
+inline constexpr char kAnnotationConfigHash[] = "patchgate.dev/config-hash";
 
 // Phases: for people; the conditions are the truth.
 namespace phase {
@@ -36,6 +43,7 @@ inline constexpr char kTesting[] = "Testing";
 inline constexpr char kAwaitingApproval[] = "AwaitingApproval";
 inline constexpr char kPromoting[] = "Promoting";
 inline constexpr char kVerifying[] = "Verifying";
+inline constexpr char kRollingBack[] = "RollingBack";  // restoring, then verifying the restore
 inline constexpr char kSucceeded[] = "Succeeded";
 inline constexpr char kFailed[] = "Failed";
 inline constexpr char kRolledBack[] = "RolledBack";
@@ -97,6 +105,9 @@ struct PatchSpec {
   bool approvalRequired = false;
   int64_t approvers = 1;
   int64_t verificationTimeoutSeconds = 300;
+  // After the rollout completes, production must stay healthy (ready, no
+  // container restarts) and unchanged this long before the Patch succeeds.
+  int64_t bakeSeconds = 30;
   bool automaticRollback = true;
   int64_t revisionHistoryLimit = 10;
   int64_t maxRetests = 3;

@@ -1,7 +1,9 @@
 #pragma once
 
 // Internal to the Patch controller: the working state of one reconcile.
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "api/v1alpha1/patch.h"
 #include "common/json.h"
@@ -11,7 +13,7 @@
 namespace patchgate::controllers::patch {
 
 struct PatchReconciler::Pass {
-  const Json& patch;  // the cache snapshot: never mutated
+  Json patch;  // the object as last read or written by this pass (starts as the cache snapshot)
   runtime::ReconcileContext& ctx;
   std::string ns, name, uid;
   int64_t generation = 0;
@@ -19,6 +21,10 @@ struct PatchReconciler::Pass {
   kube::ResourceType targetType;
   Json status;  // the status this reconcile will write
   Clock::TimePoint now;
+  // Events, metrics and logs of what this pass decided: run once the status
+  // that records it is written, dropped if that write fails (the next pass
+  // decides again), so each transition is counted once.
+  std::vector<std::function<void()>> afterWrite;
 
   std::string phase() const { return status.value("phase", ""); }
   std::string envNamespace() const { return jsonString(status, "/environment/namespace"); }

@@ -1,4 +1,16 @@
 // Promotion, verification and rollback: the steps that touch production.
+//
+// Write-ahead intent: before the first write to production, status.intent
+// records the action (Promote or Rollback), the rollback point and the spec
+// hashes before and after, and that status is written (persist) before the
+// production write is sent. The workload write itself carries the annotation
+// patchgate.dev/last-write = "<patch uid>/<action>". A later pass, on this
+// replica or another, after a crash, a refused status write or a failover,
+// finds the intent and continues it: each write below is idempotent (config
+// merge patches, a workload write skipped when production already has the
+// expected spec), so nothing is re-decided and nothing is done twice.
+// Config goes before the workload in both directions, so new pods start with
+// the config that belongs to their template.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -16,21 +28,76 @@ using runtime::Action;
 
 namespace {
 
+constexpr char kActionPromote[] = "Promote";
+constexpr char kActionRollback[] = "Rollback";
+
 std::string targetLabel(const v1::PatchSpec& spec) { return spec.target.kind + "." + spec.target.name; }
 
-// Puts back the data of the ConfigMaps/Secrets stored in a revision
-// (data.configs); one that no longer exists is skipped.
-absl::Status restoreConfigs(kube::Client& client, const std::string& ns, const Json& configs) {
-  for (const auto& c : configs) {
-    Json ops = Json::array({{{"op", "add"}, {"path", "/data"}, {"value", c.value("data", Json::object())}}});
-    auto r = client.patch(configType(c.value("kind", "")), ns, c.value("name", ""), kube::PatchType::kJson,
-                          ops.dump());
-    if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
+// Digest of what a ConfigMap/Secret holds.
+std::string configDigest(const Json& obj) {
+  return hashJson({{"data", obj.value("data", Json::object())}, {"binaryData", obj.value("binaryData", Json::object())}});
+}
+
+// A 4xx that retrying cannot fix: the server refused the request itself.
+bool refusedForGood(const absl::Status& s) {
+  int code = kube::httpCode(s);
+  return code >= 400 && code < 500 && code != 404 && code != 408 && code != 409 && code != 429;
+}
+
+// The newest manager other than patchgate in a workload's managedFields, with
+// its time: who changed production, as far as the API server knows.
+std::string lastOtherWriter(const Json& obj) {
+  std::string who, at;
+  for (const auto& mf : jsonAt(obj, "/metadata/managedFields")) {
+    std::string manager = mf.value("manager", ""), time = mf.value("time", "");
+    if (manager.empty() || manager == "patchgate" || time < at) continue;
+    who = manager;
+    at = time;
   }
-  return absl::OkStatus();
+  return who.empty() ? "" : absl::StrCat(" (last written by ", who, at.empty() ? "" : " at " + at, ")");
 }
 
 }  // namespace
+
+absl::Status PatchReconciler::fence() const {
+  if (options_.leading && !options_.leading())
+    return absl::UnavailableError("this replica is not sure it still leads (lease not renewed in time); "
+                                  "leaving production alone");
+  return absl::OkStatus();
+}
+
+absl::Status PatchReconciler::persist(Pass& p) {
+  if (auto s = syncStatus(p); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+// Puts back the data and binaryData of the ConfigMaps/Secrets stored in a
+// revision (data.configs), each guarded by the resourceVersion just read; one
+// that no longer exists is skipped.
+absl::Status PatchReconciler::restoreConfigs(Pass& p, const Json& configs) {
+  for (const auto& c : configs) {
+    const auto& rt = configType(c.value("kind", ""));
+    std::string name = c.value("name", "");
+    auto cur = client_.get(rt, p.ns, name);
+    if (!cur.ok()) {
+      if (kube::isNotFound(cur.status())) continue;
+      return cur.status();
+    }
+    Json want = {{"data", c.value("data", Json::object())}, {"binaryData", c.value("binaryData", Json::object())}};
+    if (configDigest(*cur) == configDigest(want)) continue;
+    Json ops = Json::array({{{"op", "test"}, {"path", "/metadata/resourceVersion"},
+                             {"value", jsonString(*cur, "/metadata/resourceVersion")}},
+                            {{"op", "add"}, {"path", "/data"}, {"value", want["data"]}}});
+    if (!want["binaryData"].empty())
+      ops.push_back({{"op", "add"}, {"path", "/binaryData"}, {"value", want["binaryData"]}});
+    else if (cur->contains("binaryData"))
+      ops.push_back({{"op", "remove"}, {"path", "/binaryData"}});
+    if (auto s = fence(); !s.ok()) return s;
+    auto r = client_.patch(rt, p.ns, name, kube::PatchType::kJson, ops.dump());
+    if (!r.ok() && !kube::isNotFound(r.status())) return r.status();  // a conflict is retried with backoff
+  }
+  return absl::OkStatus();
+}
 
 absl::Status PatchReconciler::resetForRetest(Pass& p, const std::string& why) {
   if (auto s = deleteEnvironment(p); !s.ok()) return s;
@@ -42,12 +109,81 @@ absl::Status PatchReconciler::resetForRetest(Pass& p, const std::string& why) {
   for (const char* c : {condition::kEnvironmentReady, condition::kTestsPassed, condition::kApproved,
                         condition::kValidated})
     runtime::removeCondition(p.status["conditions"], c);
-  metrics_->driftDetected();
+  p.afterWrite.push_back([m = metrics_] { m->driftDetected(); });
   transition(p, v1::phase::kProvisioning, reason::kDriftDetected,
              absl::StrCat(why, "; the tests no longer prove anything: re-testing on the new base (retest ",
                           retests, " of ", p.spec.maxRetests, ")"),
              runtime::EventType::kWarning);
   return absl::OkStatus();
+}
+
+// The rollback point: production's spec (all but replicas) and the data of
+// every ConfigMap/Secret the pods use or the Patch changes, stored before
+// production is touched. Found again by the Patch's uid label.
+absl::StatusOr<Json> PatchReconciler::ensureRevision(Pass& p, const Json& prod) {
+  kube::ListOptions lo;
+  lo.labelSelector = absl::StrCat(v1::kLabelTarget, "=", targetLabel(p.spec));
+  auto revs = client_.list(kube::resources::kControllerRevision, p.ns, lo);
+  if (!revs.ok()) return revs.status();
+  int64_t highest = 0;
+  std::vector<std::pair<int64_t, std::string>> all;
+  for (const auto& r : (*revs)["items"]) {
+    int64_t n = r.value("revision", int64_t{0});
+    highest = std::max(highest, n);
+    all.emplace_back(n, jsonString(r, "/metadata/name"));
+    const Json& lbl = jsonAt(r, "/metadata/labels");
+    if (lbl.is_object() && lbl.value(v1::kLabelPatchUid, "") == p.uid) return r;
+  }
+  int64_t number = highest + 1;
+  Json configs = Json::array();
+  References refs = podReferences(podTemplate(prod));
+  std::vector<std::pair<std::string, std::string>> wanted;
+  for (const auto& cm : refs.configMaps) wanted.emplace_back("ConfigMap", cm);
+  for (const auto& s : refs.secrets) wanted.emplace_back("Secret", s);
+  for (const auto& cc : p.spec.change.config)
+    if (std::find(wanted.begin(), wanted.end(), std::make_pair(cc.kind, cc.name)) == wanted.end())
+      wanted.emplace_back(cc.kind, cc.name);
+  for (const auto& [kind, name] : wanted) {
+    auto obj = client_.get(configType(kind), p.ns, name);
+    if (!obj.ok()) {
+      if (kube::isNotFound(obj.status())) continue;
+      return obj.status();
+    }
+    Json entry = {{"kind", kind}, {"name", name}, {"data", obj->value("data", Json::object())}};
+    if (obj->contains("binaryData")) entry["binaryData"] = (*obj)["binaryData"];
+    configs.push_back(entry);
+  }
+  Json spec = prod.value("spec", Json::object());
+  spec.erase("replicas");  // scaling is not ours to restore
+  Json labels = ownedLabels(p);
+  labels[v1::kLabelTarget] = targetLabel(p.spec);
+  std::string revName = absl::StrCat(p.spec.target.name.substr(0, 200), "-pg-", number);
+  Json rev = {{"apiVersion", "apps/v1"}, {"kind", "ControllerRevision"},
+              {"metadata", {{"name", revName}, {"namespace", p.ns}, {"labels", labels},
+                            {"annotations", {{v1::kAnnotationTicket, p.spec.ticket},
+                                             {"patchgate.dev/patch-name", p.name},
+                                             {"patchgate.dev/root-cause", p.spec.rootCause.substr(0, 1000)},
+                                             {"patchgate.dev/recorded-at", timeString(p.now)}}}}},
+              {"revision", number},
+              {"data", {{"kind", p.spec.target.kind}, {"name", p.spec.target.name},
+                        {"template", podTemplate(prod)}, {"spec", spec}, {"specHash", specHash(prod)},
+                        {"resourceVersion", jsonString(prod, "/metadata/resourceVersion")},
+                        {"configs", configs}}}};
+  auto created = client_.create(kube::resources::kControllerRevision, p.ns, rev);
+  if (!created.ok()) return created.status();  // AlreadyExists: another pass raced us; retried
+  failpoint("promote.afterRevision");
+  all.emplace_back(number, revName);
+  recorder_.event(p.patch, runtime::EventType::kNormal, reason::kRevisionRecorded, "Promote",
+                  absl::StrCat("recorded rollback point ", revName, " (revision ", number, ") of ",
+                               p.spec.target.key()));
+  // Keep revisionHistoryLimit revisions per target; the oldest go.
+  std::sort(all.begin(), all.end());
+  while (static_cast<int64_t>(all.size()) > p.spec.revisionHistoryLimit) {
+    auto r = client_.remove(kube::resources::kControllerRevision, p.ns, all.front().second, {});
+    if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
+    all.erase(all.begin());
+  }
+  return *created;
 }
 
 PatchReconciler::Step PatchReconciler::promote(Pass& p) {
@@ -56,141 +192,145 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
   auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
   if (!prod.ok()) {
     if (kube::isNotFound(prod.status())) {
+      if (p.status.contains("intent")) {  // config may have been changed already: put it back
+        auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
+        if (rev.ok())
+          if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+        p.status.erase("intent");
+      }
       fail(p, reason::kTargetVanished, absl::StrCat(p.spec.target.key(), " disappeared before promotion"));
       return Action::await();
     }
     return prod.status();
   }
-  std::string current = specHash(*prod);
-  bool alreadyApplied = current == p.status.value("expectedHash", "") && p.status.contains("revision");
-  if (!alreadyApplied && current != p.status.value("baseHash", "")) {
-    // Drift: production is no longer what the tests ran against.
-    if (p.status.value("retests", int64_t{0}) >= p.spec.maxRetests) {
-      std::string msg = absl::StrCat("production changed under the patch ", p.spec.maxRetests + 1,
-                                     " times; giving up instead of promoting untested changes");
-      fail(p, reason::kDriftLimit, msg);
-      return Action::await();
-    }
-    if (auto s = resetForRetest(p, absl::StrCat(p.spec.target.key(), " was changed since it was copied")); !s.ok())
-      return s;
-    return Action::requeue(options_.pollInterval);
-  }
+  const std::string base = p.status.value("baseHash", ""), expected = p.status.value("expectedHash", "");
+  const std::string mark = absl::StrCat(p.uid, "/", kActionPromote);
 
-  // 1. The rollback point, stored before production is touched.
-  kube::ListOptions lo;
-  lo.labelSelector = absl::StrCat(v1::kLabelTarget, "=", targetLabel(p.spec));
-  auto revs = client_.list(kube::resources::kControllerRevision, p.ns, lo);
-  if (!revs.ok()) return revs.status();
-  Json mine;
-  int64_t highest = 0;
-  std::vector<std::pair<int64_t, std::string>> all;
-  for (const auto& r : (*revs)["items"]) {
-    int64_t n = r.value("revision", int64_t{0});
-    highest = std::max(highest, n);
-    all.emplace_back(n, jsonString(r, "/metadata/name"));
-    const Json& lbl = jsonAt(r, "/metadata/labels");
-    if (lbl.is_object() && lbl.value(v1::kLabelPatchUid, "") == p.uid) mine = r;
-  }
-  if (mine.is_null()) {
-    if (alreadyApplied) return absl::InternalError("production carries the change but no rollback point exists");
-    int64_t number = highest + 1;
-    Json configs = Json::array();
-    References refs = podReferences(podTemplate(*prod));
-    std::vector<std::pair<std::string, std::string>> wanted;
-    for (const auto& cm : refs.configMaps) wanted.emplace_back("ConfigMap", cm);
-    for (const auto& s : refs.secrets) wanted.emplace_back("Secret", s);
-    for (const auto& cc : p.spec.change.config)
-      if (std::find(wanted.begin(), wanted.end(), std::make_pair(cc.kind, cc.name)) == wanted.end())
-        wanted.emplace_back(cc.kind, cc.name);
-    for (const auto& [kind, name] : wanted) {
-      auto obj = client_.get(configType(kind), p.ns, name);
-      if (!obj.ok()) {
-        if (kube::isNotFound(obj.status())) continue;
-        return obj.status();
+  // 1. Decide, record the rollback point and the intent, and make them durable.
+  if (jsonString(p.status, "/intent/action") != kActionPromote) {
+    if (specHash(*prod) != base) {
+      // Drift: production is no longer what the tests ran against.
+      if (p.status.value("retests", int64_t{0}) >= p.spec.maxRetests) {
+        fail(p, reason::kDriftLimit, absl::StrCat("production changed under the patch ", p.spec.maxRetests + 1,
+                                                  " times; giving up instead of promoting untested changes"));
+        return Action::await();
       }
-      Json entry = {{"kind", kind}, {"name", name}, {"data", obj->value("data", Json::object())}};
-      if (obj->contains("binaryData")) entry["binaryData"] = (*obj)["binaryData"];
-      configs.push_back(entry);
+      if (auto s = resetForRetest(p, absl::StrCat(p.spec.target.key(), " was changed since it was copied"));
+          !s.ok())
+        return s;
+      return Action::requeue(options_.pollInterval);
     }
-    Json labels = ownedLabels(p);
-    labels[v1::kLabelTarget] = targetLabel(p.spec);
-    std::string revName = absl::StrCat(p.spec.target.name.substr(0, 200), "-pg-", number);
-    Json rev = {{"apiVersion", "apps/v1"}, {"kind", "ControllerRevision"},
-                {"metadata", {{"name", revName}, {"namespace", p.ns}, {"labels", labels},
-                              {"annotations", {{v1::kAnnotationTicket, p.spec.ticket},
-                                               {"patchgate.dev/patch-name", p.name},
-                                               {"patchgate.dev/root-cause", p.spec.rootCause.substr(0, 1000)},
-                                               {"patchgate.dev/recorded-at", timeString(p.now)}}}}},
-                {"revision", number},
-                {"data", {{"kind", p.spec.target.kind}, {"name", p.spec.target.name},
-                          {"template", podTemplate(*prod)}, {"specHash", current},
-                          {"resourceVersion", jsonString(*prod, "/metadata/resourceVersion")},
-                          {"configs", configs}}}};
-    auto created = client_.create(kube::resources::kControllerRevision, p.ns, rev);
-    if (!created.ok()) {
-      if (kube::isAlreadyExists(created.status())) return Action::requeue(std::chrono::milliseconds(200));
-      return created.status();
-    }
-    mine = *created;
-    failpoint("promote.afterRevision");
-    all.emplace_back(number, revName);
-    recorder_.event(p.patch, runtime::EventType::kNormal, reason::kRevisionRecorded, "Promote",
-                    absl::StrCat("recorded rollback point ", revName, " (revision ", number, ") of ",
-                                 p.spec.target.key()));
-    // Keep revisionHistoryLimit revisions per target; the oldest go.
-    std::sort(all.begin(), all.end());
-    while (static_cast<int64_t>(all.size()) > p.spec.revisionHistoryLimit) {
-      auto r = client_.remove(kube::resources::kControllerRevision, p.ns, all.front().second, {});
-      if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
-      all.erase(all.begin());
-    }
+    auto rev = ensureRevision(p, *prod);
+    if (!rev.ok()) return rev.status();
+    std::string revName = jsonString(*rev, "/metadata/name");
+    p.status["revision"] = {{"name", revName}, {"number", rev->value("revision", int64_t{0})},
+                            {"rollbackTarget", revName}};
+    p.status["intent"] = {{"action", kActionPromote}, {"revision", revName}, {"baseHash", base},
+                          {"expectedHash", expected}, {"at", timeString(p.now)}};
+    if (auto s = persist(p); !s.ok()) return s;
+    failpoint("promote.afterIntent");
   }
-  p.status["revision"] = {{"name", jsonString(mine, "/metadata/name")},
-                          {"number", mine.value("revision", int64_t{0})},
-                          {"rollbackTarget", jsonString(mine, "/metadata/name")}};
+  if (auto s = fence(); !s.ok()) return s;
 
-  // 2. The tested change, on the exact base that was tested.
-  int64_t generation = jsonInt(*prod, "/metadata/generation");
-  // A rollbackTo Patch restores the template and configs of its source revision.
-  Json source;
-  if (p.spec.change.rollbackTo) {
-    auto src = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/rollbackSource/name"));
-    if (!src.ok()) return src.status();
-    source = *src;
-  }
-  if (!alreadyApplied) {
-    const Json* revTemplate = p.spec.change.rollbackTo ? &jsonAt(source, "/data/template") : nullptr;
-    auto change = workloadChange(p.spec, *prod, revTemplate, /*precondition=*/true);
-    if (!change.ok()) return change.status();
-    auto applied = client_.patch(p.targetType, p.ns, p.spec.target.name, change->type, change->body);
-    if (!applied.ok()) {
-      if (kube::isConflict(applied.status()) || kube::isInvalid(applied.status())) {
-        // The resourceVersion precondition failed: someone changed production
-        // between our read and our write. Next pass sees the drift.
-        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kPromotionConflict, "Promote",
-                        "production changed while promoting; checking for drift");
-        return Action::requeue(std::chrono::milliseconds(500));
-      }
-      return applied.status();
-    }
-    generation = jsonInt(*applied, "/metadata/generation");
-  }
-  // Config changes follow the workload (merge patches: re-applying is harmless).
+  // 2. Config first: pods of the new template must find the new config.
+  Json configHashes = Json::object();
   for (const auto& cc : p.spec.change.config) {
     auto req = configChange(cc);
     if (!req.ok()) return req.status();
     auto r = client_.patch(configType(cc.kind), p.ns, cc.name, req->type, req->body);
-    if (!r.ok()) return r.status();
+    if (!r.ok()) {
+      if (refusedForGood(r.status()) || kube::isNotFound(r.status()))
+        return abandonPromotion(p, absl::StrCat("the API server refused the change to ", cc.kind, " ", cc.name,
+                                                ": ", r.status().message()));
+      return r.status();
+    }
+    configHashes[absl::StrCat(cc.kind, "/", cc.name)] = configDigest(*r);
   }
-  if (auto s = restoreConfigs(client_, p.ns, jsonAt(source, "/data/configs")); !s.ok()) return s;
-  p.status["promotion"] = {{"promotedAt", timeString(p.now)}, {"generation", generation}};
+  Json source;  // a rollbackTo Patch restores the template and configs of its source revision
+  if (p.spec.change.rollbackTo) {
+    auto src = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/rollbackSource/name"));
+    if (!src.ok()) return src.status();
+    source = *src;
+    if (auto s = restoreConfigs(p, jsonAt(source, "/data/configs")); !s.ok()) return s;
+    for (const auto& c : jsonAt(source, "/data/configs"))
+      configHashes[absl::StrCat(c.value("kind", ""), "/", c.value("name", ""))] = configDigest(c);
+  }
+  if (!p.spec.change.config.empty() || p.spec.change.rollbackTo) failpoint("promote.afterConfig");
+
+  // 3. The workload: the tested change on the exact base that was tested.
+  int64_t generation = jsonInt(*prod, "/metadata/generation");
+  std::string current = specHash(*prod);
+  bool ours = jsonString(*prod, "/metadata/annotations/patchgate.dev~1last-write") == mark;
+  if (current == expected) {
+    // Landed already (an earlier pass died before recording it).
+  } else if (current == base) {
+    const Json* revTemplate = p.spec.change.rollbackTo ? &jsonAt(source, "/data/template") : nullptr;
+    auto change = workloadChange(p.spec, *prod, revTemplate, /*precondition=*/true, mark);
+    if (!change.ok()) return change.status();
+    if (auto s = fence(); !s.ok()) return s;
+    auto applied = client_.patch(p.targetType, p.ns, p.spec.target.name, change->type, change->body);
+    if (!applied.ok()) {
+      // A conflict (or a failed JSON-patch test) means production changed
+      // between our read and our write: the error is retried with backoff and
+      // the next pass sees what changed.
+      bool raced = kube::isConflict(applied.status());
+      if (!raced && change->type == kube::PatchType::kJson && kube::isInvalid(applied.status())) {
+        // A failed "test" op is a 422 too: production changed if its
+        // resourceVersion did.
+        auto again = client_.get(p.targetType, p.ns, p.spec.target.name);
+        if (!again.ok()) return again.status();
+        raced = jsonString(*again, "/metadata/resourceVersion") != jsonString(*prod, "/metadata/resourceVersion");
+      }
+      if (!raced && refusedForGood(applied.status()))
+        return abandonPromotion(p, absl::StrCat("the API server refused the change to ", p.spec.target.key(), ": ",
+                                                applied.status().message()));
+      if (raced)
+        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kPromotionConflict, "Promote",
+                        "production changed while promoting; checking again");
+      return applied.status();
+    }
+    generation = jsonInt(*applied, "/metadata/generation");
+    failpoint("promote.afterWorkload");
+  } else if (!ours) {
+    // Someone changed production after the intent was recorded and before our
+    // write: put our config back and re-test on the new base.
+    auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
+    if (!rev.ok()) return rev.status();
+    if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+    p.status.erase("intent");
+    if (p.status.value("retests", int64_t{0}) >= p.spec.maxRetests) {
+      fail(p, reason::kDriftLimit, absl::StrCat("production changed under the patch ", p.spec.maxRetests + 1,
+                                                " times; giving up instead of promoting untested changes"));
+      return Action::await();
+    }
+    if (auto s = resetForRetest(p, absl::StrCat(p.spec.target.key(), " was changed while promoting")); !s.ok())
+      return s;
+    return Action::requeue(options_.pollInterval);
+  }
+  // (ours but changed since: our write landed and someone changed it after;
+  // verification reports that as Reverted.)
+
+  p.status.erase("intent");
+  p.status["promotion"] = {{"promotedAt", timeString(p.now)}, {"generation", generation},
+                           {"configHashes", configHashes}};
   setCondition(p, condition::kPromoted, true, reason::kPromoted,
                absl::StrCat("applied to ", p.spec.target.key(), " (generation ", generation, "); rollback point ",
-                            p.status["revision"]["name"].get<std::string>()));
+                            jsonString(p.status, "/revision/name")));
   transition(p, v1::phase::kVerifying, reason::kPromoted,
-             absl::StrCat("promoted to production; verifying the rollout (up to ",
-                          p.spec.verificationTimeoutSeconds, "s)"));
+             absl::StrCat("promoted to production; verifying the rollout (up to ", p.spec.verificationTimeoutSeconds,
+                          "s, then ", p.spec.bakeSeconds, "s of bake)"));
   return Action::requeue(options_.pollInterval);
+}
+
+// The workload write was refused for good after config was changed: config
+// goes back to the rollback point and the Patch fails with the server's words.
+PatchReconciler::Step PatchReconciler::abandonPromotion(Pass& p, const std::string& why) {
+  auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
+  if (!rev.ok()) return rev.status();
+  if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+  p.status.erase("intent");
+  fail(p, reason::kChangeRejected, absl::StrCat(why, "; production left as it was"));
+  return Action::await();
 }
 
 PatchReconciler::Step PatchReconciler::verify(Pass& p) {
@@ -203,39 +343,117 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
     }
     return prod.status();
   }
-  Health h = workloadHealth(*prod, jsonInt(p.status, "/promotion/generation"));
-  double elapsed = secondsSince(jsonString(p.status, "/promotion/promotedAt"), p.now);
-  if (h.healthy) {
-    p.status["promotion"]["verifiedAt"] = timeString(p.now);
-    setCondition(p, condition::kVerified, true, reason::kVerified, h.message);
-    p.status["finishedAt"] = timeString(p.now);
-    double lead = secondsSince(p.status.value("startedAt", ""), p.now);
-    metrics_->promoted(lead);
-    transition(p, v1::phase::kSucceeded, reason::kSucceeded,
-               absl::StrCat("production is healthy with the patch: ", h.message, "; rollback point ",
-                            jsonString(p.status, "/revision/name")));
-    return std::nullopt;
+  // Production must still be what was promoted, config included.
+  std::string reverted;
+  if (specHash(*prod) != p.status.value("expectedHash", "")) {
+    reverted = absl::StrCat(p.spec.target.key(), " no longer has the promoted spec", lastOtherWriter(*prod));
+  } else {
+    for (auto& [key, digest] : jsonAt(p.status, "/promotion/configHashes").items()) {
+      auto slash = key.find('/');
+      auto cfg = client_.get(configType(key.substr(0, slash)), p.ns, key.substr(slash + 1));
+      if (!cfg.ok() && !kube::isNotFound(cfg.status())) return cfg.status();
+      if (!cfg.ok() || configDigest(*cfg) != digest.get<std::string>()) {
+        reverted = absl::StrCat(key, " no longer has the promoted data",
+                                cfg.ok() ? lastOtherWriter(*cfg) : std::string(" (deleted)"));
+        break;
+      }
+    }
   }
-  if (h.failed || elapsed > static_cast<double>(p.spec.verificationTimeoutSeconds)) {
-    std::string why = h.failed ? h.message
-                               : absl::StrCat("not healthy within ", p.spec.verificationTimeoutSeconds,
-                                              "s: ", h.message);
+  if (!reverted.empty()) {
+    std::string msg = absl::StrCat("production was changed by someone else during verification: ", reverted,
+                                   "; the patch is not what runs, so it is not verified (nothing rolled back)");
+    setCondition(p, condition::kVerified, false, reason::kReverted, msg);
+    p.afterWrite.push_back([m = metrics_] { m->reverted(); });
+    fail(p, reason::kReverted, msg);
+    return Action::await();
+  }
+
+  Health h = workloadHealth(*prod, jsonInt(p.status, "/promotion/generation"));
+  Json& promo = p.status["promotion"];
+  double elapsed = secondsSince(promo.value("promotedAt", ""), p.now);
+  bool everHealthy = promo.contains("firstHealthyAt");
+  double deadline = static_cast<double>(p.spec.verificationTimeoutSeconds) +
+                    (everHealthy ? static_cast<double>(p.spec.bakeSeconds) : 0.0);
+  PodTrouble trouble;
+  bool timedOut = h.failed || elapsed > deadline;
+  if (h.healthy || everHealthy || timedOut) {
+    kube::ListOptions lo;
+    lo.labelSelector = matchLabelsSelector(*prod);
+    auto pods = client_.list(kube::resources::kPod, p.ns, lo);
+    if (!pods.ok()) return pods.status();
+    trouble = podTrouble(*pods);
+  }
+  auto failVerification = [&](const std::string& cause, const std::string& why) -> Step {
     setCondition(p, condition::kVerified, false, reason::kVerificationFailed, why);
     if (!p.spec.automaticRollback) {
       fail(p, reason::kVerificationFailed, why + " (automatic rollback is off; production keeps the patch)");
       return Action::await();
     }
-    if (auto s = rollback(p, h.failed ? "ProgressDeadlineExceeded" : "VerificationTimeout", why); !s.ok())
-      return s;
-    return std::nullopt;
+    return rollback(p, cause, why);
+  };
+  if (everHealthy && trouble.restarts > promo.value("restartsAtHealthy", int64_t{0})) {
+    return failVerification("Unhealthy", absl::StrCat("containers restarted during the bake (",
+                                                      trouble.restarts - promo.value("restartsAtHealthy", int64_t{0}),
+                                                      " restart(s))", trouble.problem.empty() ? "" : ": " + trouble.problem));
+  }
+  if (h.healthy) {
+    if (!promo.contains("healthyAt")) {
+      promo["healthyAt"] = timeString(p.now);
+      if (!everHealthy) {
+        promo["firstHealthyAt"] = timeString(p.now);
+        promo["restartsAtHealthy"] = trouble.restarts;
+      }
+    }
+    double baked = secondsSince(promo.value("healthyAt", ""), p.now);
+    if (baked >= static_cast<double>(p.spec.bakeSeconds)) {
+      promo["verifiedAt"] = timeString(p.now);
+      setCondition(p, condition::kVerified, true, reason::kVerified,
+                   absl::StrCat(h.message, "; healthy and unchanged for ", p.spec.bakeSeconds, "s"));
+      p.status["finishedAt"] = timeString(p.now);
+      double lead = secondsSince(p.status.value("startedAt", ""), p.now);
+      p.afterWrite.push_back([m = metrics_, lead] { m->promoted(lead); });
+      transition(p, v1::phase::kSucceeded, reason::kSucceeded,
+                 absl::StrCat("production is healthy with the patch: ", h.message, "; rollback point ",
+                              jsonString(p.status, "/revision/name")));
+      return std::nullopt;
+    }
+    std::string msg = absl::StrCat(h.message, "; baking: ", static_cast<int64_t>(baked), " of ", p.spec.bakeSeconds,
+                                   "s healthy");
+    setCondition(p, condition::kVerified, false, reason::kBaking, msg);
+    p.status["message"] = absl::StrCat("verifying production: ", msg);
+    auto left = std::chrono::duration<double>(static_cast<double>(p.spec.bakeSeconds) - baked + 0.1);
+    return Action::requeue(std::min<Clock::Duration>(options_.pollInterval,
+                                                     std::chrono::duration_cast<Clock::Duration>(left)));
+  }
+  if (promo.contains("healthyAt")) promo.erase("healthyAt");  // not ready any more: the bake starts over
+  if (timedOut) {
+    std::string why = h.failed ? h.message
+                               : absl::StrCat("not healthy within ", static_cast<int64_t>(deadline), "s: ", h.message);
+    if (!trouble.problem.empty()) absl::StrAppend(&why, "; ", trouble.problem);
+    return failVerification(h.failed ? "ProgressDeadlineExceeded" : "VerificationTimeout", why);
   }
   setCondition(p, condition::kVerified, false, reason::kVerifying, h.message);
-  p.status["message"] = absl::StrCat("verifying production: ", h.message);
+  p.status["message"] = absl::StrCat("verifying production: ", h.message, everHealthy ? " (bake starts over)" : "");
   return Action::requeue(options_.pollInterval);
 }
 
-absl::Status PatchReconciler::rollback(Pass& p, const std::string& cause, const std::string& why) {
-  std::string revName = jsonString(p.status, "/revision/name");
+// Restores the rollback point: config first, then the whole workload spec
+// but replicas (strategy, template and its metadata, everything a Patch could
+// change), each guarded by the resourceVersion just read. Written as an
+// intent first; then the Patch waits in RollingBack until the restored
+// workload is healthy (RolledBack) or is not in time (Failed/RollbackFailed).
+PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& cause, const std::string& why) {
+  if (jsonString(p.status, "/intent/action") != kActionRollback) {
+    p.status["intent"] = {{"action", kActionRollback}, {"revision", jsonString(p.status, "/revision/name")},
+                          {"cause", cause}, {"reason", why}, {"at", timeString(p.now)}};
+    transition(p, v1::phase::kRollingBack, reason::kRollingBack,
+               absl::StrCat("rolling back to ", jsonString(p.status, "/revision/name"), ": ", why),
+               runtime::EventType::kWarning);
+    if (auto s = persist(p); !s.ok()) return s;
+    failpoint("rollback.afterIntent");
+  }
+  if (auto s = fence(); !s.ok()) return s;
+  std::string revName = jsonString(p.status, "/intent/revision");
   auto rev = client_.get(kube::resources::kControllerRevision, p.ns, revName);
   if (!rev.ok()) {
     std::string msg = absl::StrCat("cannot roll back: rollback point ", revName, " unreadable: ", rev.status().message());
@@ -243,22 +461,91 @@ absl::Status PatchReconciler::rollback(Pass& p, const std::string& cause, const 
     recorder_.event(p.patch, runtime::EventType::kWarning, reason::kRollbackFailed, "Rollback", msg);
     return rev.status();
   }
-  // The stored template replaces production's; no precondition: restoring
-  // must win over whatever happened meanwhile.
-  Json ops = Json::array({{{"op", "replace"}, {"path", "/spec/template"}, {"value", jsonAt(*rev, "/data/template")}}});
-  auto r = client_.patch(p.targetType, p.ns, p.spec.target.name, kube::PatchType::kJson, ops.dump());
-  if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
-  if (auto s = restoreConfigs(client_, p.ns, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+  if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+  failpoint("rollback.afterConfig");
+  auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
+  if (!prod.ok() && !kube::isNotFound(prod.status())) return prod.status();
+  int64_t generation = 0;
+  if (prod.ok()) {
+    generation = jsonInt(*prod, "/metadata/generation");
+    // Revisions written before the whole spec was stored hold the template only.
+    Json spec = rev->value("data", Json::object()).value("spec", Json());
+    bool whole = spec.is_object();
+    if (!whole) {
+      spec = prod->value("spec", Json::object());
+      spec["template"] = jsonAt(*rev, "/data/template");
+    }
+    if (prod->value("spec", Json::object()).contains("replicas")) spec["replicas"] = (*prod)["spec"]["replicas"];
+    Json cur = prod->value("spec", Json::object());
+    if (specHash({{"spec", cur}}) != specHash({{"spec", spec}})) {
+      Json ops = Json::array({{{"op", "test"}, {"path", "/metadata/resourceVersion"},
+                               {"value", jsonString(*prod, "/metadata/resourceVersion")}},
+                              {{"op", "replace"}, {"path", "/spec"}, {"value", spec}}});
+      addAnnotationOp(ops, *prod, "/metadata/annotations", v1::kAnnotationLastWrite,
+                      absl::StrCat(p.uid, "/", kActionRollback));
+      if (auto s = fence(); !s.ok()) return s;
+      auto r = client_.patch(p.targetType, p.ns, p.spec.target.name, kube::PatchType::kJson, ops.dump());
+      if (!r.ok() && !kube::isNotFound(r.status())) return r.status();  // a conflict: read again, with backoff
+      if (r.ok()) generation = jsonInt(*r, "/metadata/generation");
+      failpoint("rollback.afterWorkload");
+    }
+  }
+  std::string intentCause = jsonString(p.status, "/intent/cause"), intentWhy = jsonString(p.status, "/intent/reason");
+  p.status.erase("intent");
+  p.status["rollback"] = {{"at", timeString(p.now)}, {"reason", intentWhy}, {"cause", intentCause},
+                          {"revision", revName}, {"generation", generation}};
+  setCondition(p, condition::kRolledBack, false, reason::kRollingBack,
+               absl::StrCat("restored ", p.spec.target.key(), " and its config to ", revName,
+                            "; waiting for it to be healthy"));
+  if (!prod.ok()) {  // nothing left to verify
+    return finishRollback(p, absl::StrCat(p.spec.target.key(), " no longer exists"));
+  }
+  return Action::requeue(options_.pollInterval);
+}
+
+PatchReconciler::Step PatchReconciler::finishRollback(Pass& p, const std::string& health) {
+  std::string revName = jsonString(p.status, "/rollback/revision");
+  std::string why = jsonString(p.status, "/rollback/reason");
+  std::string cause = jsonString(p.status, "/rollback/cause");
   double restore = secondsSince(jsonString(p.status, "/promotion/promotedAt"), p.now);
-  p.status["rollback"] = {{"at", timeString(p.now)}, {"reason", why}, {"revision", revName}};
+  p.status["rollback"]["verifiedAt"] = timeString(p.now);
   p.status["finishedAt"] = timeString(p.now);
-  metrics_->rolledBack(cause, restore);
+  p.afterWrite.push_back([m = metrics_, cause, restore] { m->rolledBack(cause, restore); });
   setCondition(p, condition::kRolledBack, true, reason::kRolledBack,
-               absl::StrCat("restored ", p.spec.target.key(), " and its config to ", revName));
+               absl::StrCat("restored ", p.spec.target.key(), " and its config to ", revName, ": ", health));
   setCondition(p, condition::kReady, false, reason::kRolledBack, why);
-  transition(p, v1::phase::kRolledBack, reason::kRolledBack,
-             absl::StrCat("rolled back to ", revName, ": ", why), runtime::EventType::kWarning);
-  return absl::OkStatus();
+  transition(p, v1::phase::kRolledBack, reason::kRolledBack, absl::StrCat("rolled back to ", revName, ": ", why),
+             runtime::EventType::kWarning);
+  return Action::await();
+}
+
+// RollingBack: the restore is written; RolledBack once the restored workload
+// is healthy, RollbackFailed when it is not within the verification timeout.
+PatchReconciler::Step PatchReconciler::verifyRollback(Pass& p) {
+  if (jsonString(p.status, "/intent/action") == kActionRollback)  // the restore itself is not done yet
+    return rollback(p, jsonString(p.status, "/intent/cause"), jsonString(p.status, "/intent/reason"));
+  auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
+  if (!prod.ok()) {
+    if (kube::isNotFound(prod.status())) return finishRollback(p, absl::StrCat(p.spec.target.key(), " no longer exists"));
+    return prod.status();
+  }
+  Health h = workloadHealth(*prod, jsonInt(p.status, "/rollback/generation"));
+  if (h.healthy) return finishRollback(p, h.message);
+  double waited = secondsSince(jsonString(p.status, "/rollback/at"), p.now);
+  if (h.failed || waited > static_cast<double>(p.spec.verificationTimeoutSeconds)) {
+    std::string msg = absl::StrCat("rolled back to ", jsonString(p.status, "/rollback/revision"),
+                                   " but the restored workload is not healthy", h.failed ? ": " : " within ",
+                                   h.failed ? "" : absl::StrCat(p.spec.verificationTimeoutSeconds, "s: "), h.message,
+                                   "; production needs a person");
+    setCondition(p, condition::kRolledBack, false, reason::kRollbackFailed, msg);
+    p.afterWrite.push_back([m = metrics_] { m->rollbackFailed(); });
+    if (!p.status.contains("finishedAt")) p.status["finishedAt"] = timeString(p.now);
+    setCondition(p, condition::kReady, false, reason::kRollbackFailed, msg);
+    transition(p, v1::phase::kFailed, reason::kRollbackFailed, msg, runtime::EventType::kWarning);
+    return Action::await();
+  }
+  p.status["message"] = absl::StrCat("rolling back to ", jsonString(p.status, "/rollback/revision"), ": ", h.message);
+  return Action::requeue(options_.pollInterval);
 }
 
 }  // namespace patchgate::controllers::patch

@@ -71,10 +71,19 @@ void PatchReconciler::transition(Pass& p, const std::string& phase, const std::s
   history.push_back({{"at", timeString(p.now)}, {"phase", phase}, {"reason", reason},
                      {"actor", "patchgate"}, {"message", message}});
   while (history.size() > static_cast<size_t>(options_.historyLimit)) history.erase(history.begin());
-  recorder_.event(p.patch, type, reason, phase, message);
-  metrics_->transition(from, phase, inFrom);
-  p.ctx.log.info("patch phase changed", {{"from", from}, {"to", phase}, {"reason", reason},
-                                         {"message", message}});
+  // Told once the status recording it is written (syncStatus).
+  p.afterWrite.push_back([this, &p, type, reason, phase, message, from, inFrom] {
+    recorder_.event(p.patch, type, reason, phase, message);
+    metrics_->transition(from, phase, inFrom);
+    p.ctx.log.info("patch phase changed", {{"from", from}, {"to", phase}, {"reason", reason},
+                                           {"message", message}});
+  });
+}
+
+void PatchReconciler::flushAfterWrite(Pass& p) {
+  auto pending = std::move(p.afterWrite);
+  p.afterWrite.clear();
+  for (auto& f : pending) f();
 }
 
 void PatchReconciler::fail(Pass& p, const std::string& reason, const std::string& message) {
@@ -101,15 +110,23 @@ absl::Status PatchReconciler::syncStatus(Pass& p) {
   } else if (phase == v1::phase::kRolledBack) {
     setCondition(p, condition::kReady, false, reason::kRolledBack, p.status.value("message", ""));
   }
-  if (p.patch.value("status", Json()) == p.status) return absl::OkStatus();
+  if (p.patch.value("status", Json()) == p.status) {
+    flushAfterWrite(p);
+    return absl::OkStatus();
+  }
   // Written against the snapshot's resourceVersion: if the object changed
   // since, this status was derived from stale data and must not overwrite
   // newer progress. The conflict requeues; the next pass sees fresh data.
   Json obj = p.patch;
   obj["status"] = p.status;
   auto written = client_.updateStatus(kube::resources::kPatch, p.ns, obj);
-  if (!written.ok()) return written.status();
+  if (!written.ok()) {
+    p.afterWrite.clear();  // not recorded: the next pass decides again
+    return written.status();
+  }
   rememberWrite(kube::makeKey(p.ns, p.name), jsonString(*written, "/metadata/resourceVersion"));
+  p.patch = *written;
+  flushAfterWrite(p);
   return absl::OkStatus();
 }
 
@@ -180,6 +197,7 @@ absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj
         return ev == runtime::FinalizerEvent::kCleanup ? cleanup(p) : apply(p);
       });
   if (runtime::isDeleting(*obj)) {  // the object is going away: forget it
+    flushAfterWrite(p);
     std::lock_guard lock(writesMu_);
     lastWritten_.erase(key);
     return action;
@@ -226,9 +244,16 @@ absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
   }
   // Cancellation: before promotion the Patch just stops; after it, production
   // goes back to the rollback point.
+  if (p.phase() == v1::phase::kRollingBack) {
+    Step r = verifyRollback(p);
+    if (!r.ok()) return r.status();
+    return r->value_or(Action::await());
+  }
   if (jsonAt(p.patch, "/spec/cancel") == true) {
-    if (p.status.contains("promotion")) {
-      if (auto s = rollback(p, "Cancelled", "cancelled by a user during verification"); !s.ok()) return s;
+    if (p.status.contains("promotion") || p.status.contains("intent")) {
+      Step r = rollback(p, "Cancelled", "cancelled by a user during promotion or verification");
+      if (!r.ok()) return r.status();
+      return r->value_or(Action::await());
     } else {
       fail(p, reason::kCancelled, "cancelled by a user before promotion; production untouched");
     }
@@ -524,15 +549,19 @@ absl::StatusOr<Action> PatchReconciler::cleanup(Pass& p) {
   // A Patch deleted between promotion and verification must not leave
   // production half-way: restore the rollback point.
   std::string phase = p.phase();
-  if ((phase == v1::phase::kPromoting || phase == v1::phase::kVerifying) &&
-      p.status.contains("promotion") && p.status.contains("revision")) {
+  if ((phase == v1::phase::kPromoting || phase == v1::phase::kVerifying || phase == v1::phase::kRollingBack) &&
+      (p.status.contains("promotion") || p.status.contains("intent")) && p.status.contains("revision")) {
     auto spec = v1::parseSpec(p.patch);
     if (spec.ok()) {
       p.spec = *spec;
       auto rt = kube::resources::forKind(p.spec.target.apiVersion, p.spec.target.kind);
       if (rt.ok()) {
         p.targetType = *rt;
-        if (auto s = rollback(p, "PatchDeleted", "the patch was deleted before production was verified"); !s.ok()) return s;
+        // Restored, not waited for: the Patch is going away.
+        if (phase != v1::phase::kRollingBack || p.status.contains("intent")) {
+          Step r = rollback(p, "PatchDeleted", "the patch was deleted before production was verified");
+          if (!r.ok()) return r.status();
+        }
       }
     }
   }

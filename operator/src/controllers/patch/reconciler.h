@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,10 @@ class PatchMetrics {
   virtual void promoted(double /*leadTimeSeconds*/) {}
   virtual void rolledBack(const std::string& /*reason*/, double /*restoreSeconds*/) {}
   virtual void driftDetected() {}
+  // Production was changed by someone else during verification.
+  virtual void reverted() {}
+  // A rollback was written but the restored workload did not become healthy.
+  virtual void rollbackFailed() {}
   virtual void environmentCreated() {}
   virtual void environmentDeleted() {}
 };
@@ -56,6 +61,10 @@ struct PatchReconcilerOptions {
     std::string caPem;  // what test pods trust (the API's CA or self-signed certificate)
     bool enabled() const { return !serviceName.empty() || !address.empty(); }
   } testApi;
+  // Fencing: asked right before every write to production; false (this
+  // replica cannot be sure it still holds the lease) turns the write into a
+  // retried error. Unset: always true (no leader election).
+  std::function<bool()> leading;
 };
 
 // Checks TestApi options at start: a malformed address is an error; the
@@ -123,12 +132,22 @@ class PatchReconciler final : public runtime::Reconciler {
   Step promote(Pass& p);
   Step verify(Pass& p);
   Step finished(Pass& p);
+  // promotion.cc: the writes to production and their intent records.
+  absl::StatusOr<Json> ensureRevision(Pass& p, const Json& prod);
+  Step abandonPromotion(Pass& p, const std::string& why);
+  absl::Status restoreConfigs(Pass& p, const Json& configs);
   // `cause` is a bounded label for metrics; `why` the sentence for people.
-  absl::Status rollback(Pass& p, const std::string& cause, const std::string& why);
+  Step rollback(Pass& p, const std::string& cause, const std::string& why);
+  Step verifyRollback(Pass& p);
+  Step finishRollback(Pass& p, const std::string& health);
+  absl::Status fence() const;
+  // Writes status now (the write-ahead intent), not at the end of the pass.
+  absl::Status persist(Pass& p);
   absl::Status deleteEnvironment(Pass& p);
   absl::Status resetForRetest(Pass& p, const std::string& why);
 
   absl::Status syncStatus(Pass& p);
+  void flushAfterWrite(Pass& p);
   void transition(Pass& p, const std::string& phase, const std::string& reason,
                   const std::string& message, runtime::EventType type = runtime::EventType::kNormal);
   void fail(Pass& p, const std::string& reason, const std::string& message);

@@ -133,9 +133,11 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
     if (!complete.is_null()) {
       r["result"] = "Passed";
       r["message"] = message.empty() ? "completed" : message;
-      metrics_->testFinished(t.name, "Passed", secs);
-      recorder_.event(p.patch, runtime::EventType::kNormal, reason::kTestPassed, "Test",
-                      absl::StrCat("test ", t.name, " passed (attempt ", attempt, ")"));
+      p.afterWrite.push_back([this, &p, name = t.name, secs, attempt] {
+        metrics_->testFinished(name, "Passed", secs);
+        recorder_.event(p.patch, runtime::EventType::kNormal, reason::kTestPassed, "Test",
+                        absl::StrCat("test ", name, " passed (attempt ", attempt, ")"));
+      });
       ++passed;
       continue;
     }
@@ -143,13 +145,15 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
                           ? absl::StrCat("timed out after ", t.timeoutSeconds, "s")
                           : (message.empty() ? failed.value("message", "failed") : message);
     r["message"] = why;
-    metrics_->testFinished(t.name, "Failed", secs);
+    p.afterWrite.push_back([this, name = t.name, secs] { metrics_->testFinished(name, "Failed", secs); });
     if (attempt <= t.retries) {
       r["attempts"] = attempt + 1;
       r["result"] = "Pending";
-      recorder_.event(p.patch, runtime::EventType::kWarning, reason::kTestRetried, "Test",
-                      absl::StrCat("test ", t.name, " failed (attempt ", attempt, " of ", t.retries + 1,
-                                   "), retrying: ", why));
+      p.afterWrite.push_back([this, &p, name = t.name, attempt, retries = t.retries, why] {
+        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kTestRetried, "Test",
+                        absl::StrCat("test ", name, " failed (attempt ", attempt, " of ", retries + 1,
+                                     "), retrying: ", why));
+      });
       continue;
     }
     r["result"] = "Failed";

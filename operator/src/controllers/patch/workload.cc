@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "kube/errors.h"
 
@@ -74,6 +75,34 @@ Health workloadHealth(const Json& w, int64_t minGeneration) {
     int64_t ready = jsonInt(w, "/status/readyReplicas");
     std::string cur = jsonString(w, "/status/currentRevision");
     std::string upd = jsonString(w, "/status/updateRevision");
+    // OnDelete: the controller replaces no pod; each takes the change when it
+    // is deleted. Healthy = all pods ready.
+    if (jsonString(w, "/spec/updateStrategy/type") == "OnDelete") {
+      if (ready < want) {
+        h.message = absl::StrCat("OnDelete: ", ready, " of ", want, " pods ready");
+      } else {
+        h.healthy = true;
+        h.message = absl::StrCat("OnDelete: ", ready, " of ", want,
+                                 " pods ready (pods take the change when they are deleted)");
+      }
+      return h;
+    }
+    // A partition keeps the pods with an ordinal below it on the old revision:
+    // only replicas - partition pods are to be updated.
+    int64_t partition = jsonInt(w, "/spec/updateStrategy/rollingUpdate/partition");
+    if (partition > 0) {
+      int64_t toUpdate = std::max<int64_t>(0, want - partition);
+      if (updated < toUpdate) {
+        h.message = absl::StrCat(updated, " of ", toUpdate, " pods updated (partition ", partition, ")");
+      } else if (ready < want) {
+        h.message = absl::StrCat(ready, " of ", want, " pods ready (partition ", partition, ")");
+      } else {
+        h.healthy = true;
+        h.message = absl::StrCat("rollout complete up to partition ", partition, ": ", toUpdate, " of ", want,
+                                 " pods updated, ", ready, " ready");
+      }
+      return h;
+    }
     if (updated < want) {
       h.message = absl::StrCat(updated, " of ", want, " pods updated");
     } else if (ready < want) {
@@ -101,6 +130,36 @@ Health workloadHealth(const Json& w, int64_t minGeneration) {
   h.failed = true;
   h.message = "unsupported kind " + kind;
   return h;
+}
+
+std::string matchLabelsSelector(const Json& workload) {
+  std::vector<std::string> parts;
+  const Json& ml = jsonAt(workload, "/spec/selector/matchLabels");
+  if (ml.is_object())
+    for (auto& [k, v] : ml.items())
+      if (v.is_string()) parts.push_back(absl::StrCat(k, "=", v.get<std::string>()));
+  return absl::StrJoin(parts, ",");
+}
+
+PodTrouble podTrouble(const Json& pods) {
+  PodTrouble t;
+  for (const auto& pod : pods.value("items", Json::array())) {
+    if (!jsonString(pod, "/metadata/deletionTimestamp").empty()) continue;  // going away
+    for (const auto& cs : jsonAt(pod, "/status/containerStatuses")) {
+      t.restarts += cs.value("restartCount", int64_t{0});
+      std::string waiting = jsonString(cs, "/state/waiting/reason");
+      if (t.problem.empty() && (waiting == "CrashLoopBackOff" || waiting == "ErrImagePull" ||
+                                waiting == "ImagePullBackOff" || waiting == "CreateContainerConfigError")) {
+        t.problem = absl::StrCat("pod ", jsonString(pod, "/metadata/name"), " container ", cs.value("name", ""),
+                                 ": ", waiting);
+        const Json& last = jsonAt(cs, "/lastState/terminated");
+        if (last.is_object())
+          absl::StrAppend(&t.problem, " (last exit code ", last.value("exitCode", int64_t{0}),
+                          last.contains("reason") ? ", " + last.value("reason", "") : std::string(), ")");
+      }
+    }
+  }
+  return t;
 }
 
 References podReferences(const Json& tmpl) {
@@ -147,15 +206,69 @@ kube::PatchType patchTypeFromName(const std::string& name) {
   return kube::PatchType::kStrategicMerge;
 }
 
+std::string configChangeDigest(const api::v1alpha1::PatchSpec& spec) {
+  if (spec.change.config.empty()) return "";
+  Json all = Json::array();
+  for (const auto& c : spec.change.config)
+    all.push_back({{"kind", c.kind}, {"name", c.name}, {"type", c.type}, {"patch", c.patch}});
+  return hashJson(all);
+}
+
+namespace {
+std::string pointerEscape(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+}  // namespace
+
+void addAnnotationOp(Json& ops, const Json& current, const std::string& mapPath, const std::string& key,
+                     const std::string& value) {
+  if (jsonAt(current, mapPath.c_str()).is_object())
+    ops.push_back({{"op", "add"}, {"path", mapPath + "/" + pointerEscape(key)}, {"value", value}});
+  else
+    ops.push_back({{"op", "add"}, {"path", mapPath}, {"value", {{key, value}}}});
+}
+
 absl::StatusOr<ChangeRequest> workloadChange(const api::v1alpha1::PatchSpec& spec,
                                              const Json& current, const Json* revisionTemplate,
-                                             bool precondition) {
+                                             bool precondition, const std::string& lastWrite) {
+  namespace v1 = api::v1alpha1;
   std::string rv = jsonString(current, "/metadata/resourceVersion");
+  std::string configDigest = configChangeDigest(spec);
+  // Our annotations, as JSON-patch ops (for json changes) or merged into a
+  // strategic/merge body.
+  auto jsonOps = [&](Json& ops) {
+    if (!lastWrite.empty()) addAnnotationOp(ops, current, "/metadata/annotations", v1::kAnnotationLastWrite, lastWrite);
+    if (!configDigest.empty())
+      addAnnotationOp(ops, current, "/spec/template/metadata/annotations", v1::kAnnotationConfigHash, configDigest);
+  };
+  auto mergeAnnotations = [&](Json& body) -> absl::Status {
+    for (const char* f : {"metadata", "spec"})
+      if (body.contains(f) && !body[f].is_object())
+        return absl::InvalidArgumentError(absl::StrCat("spec.change.patch: ", f, " must be a map"));
+    if (!lastWrite.empty()) body["metadata"]["annotations"][v1::kAnnotationLastWrite] = lastWrite;
+    if (!configDigest.empty()) {
+      Json& spec = body["spec"];
+      if (spec.contains("template") && !spec["template"].is_object())
+        return absl::InvalidArgumentError("spec.change.patch: spec.template must be a map");
+      Json& tmpl = spec["template"];
+      if (tmpl.contains("metadata") && !tmpl["metadata"].is_object())
+        return absl::InvalidArgumentError("spec.change.patch: spec.template.metadata must be a map");
+      tmpl["metadata"]["annotations"][v1::kAnnotationConfigHash] = configDigest;
+    }
+    return absl::OkStatus();
+  };
   if (spec.change.rollbackTo) {
     if (!revisionTemplate) return absl::NotFoundError("rollback revision has no pod template");
     Json ops = Json::array();
     if (precondition) ops.push_back({{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", rv}});
     ops.push_back({{"op", "replace"}, {"path", "/spec/template"}, {"value", *revisionTemplate}});
+    if (!lastWrite.empty()) addAnnotationOp(ops, current, "/metadata/annotations", v1::kAnnotationLastWrite, lastWrite);
     return ChangeRequest{kube::PatchType::kJson, ops.dump()};
   }
   if (!spec.change.image.empty()) {
@@ -173,6 +286,7 @@ absl::StatusOr<ChangeRequest> workloadChange(const api::v1alpha1::PatchSpec& spe
     }
     Json p = {{"spec", {{"template", {{"spec", {{"containers", Json::array({{{"name", container}, {"image", image}}})}}}}}}}};
     if (precondition) p["metadata"]["resourceVersion"] = rv;
+    if (auto s = mergeAnnotations(p); !s.ok()) return s;
     return ChangeRequest{kube::PatchType::kStrategicMerge, p.dump()};
   }
   auto parsed = api::v1alpha1::yamlToJson(spec.change.patch);
@@ -181,10 +295,13 @@ absl::StatusOr<ChangeRequest> workloadChange(const api::v1alpha1::PatchSpec& spe
   if (type == kube::PatchType::kJson) {
     Json ops = Json::array();
     if (precondition) ops.push_back({{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", rv}});
+    jsonOps(ops);
     for (auto& op : *parsed) ops.push_back(op);
     return ChangeRequest{type, ops.dump()};
   }
-  Json p = *parsed;
+  // A config-only Patch has no workload text: its workload change is the
+  // config digest alone.
+  Json p = parsed->is_null() ? Json::object() : *parsed;
   if (!p.is_object()) return absl::InvalidArgumentError("spec.change.patch: must be a map of fields to change");
   if (precondition) {
     // parseSpec refuses this; checked again so that a caller without it gets
@@ -193,6 +310,7 @@ absl::StatusOr<ChangeRequest> workloadChange(const api::v1alpha1::PatchSpec& spe
       return absl::InvalidArgumentError("spec.change.patch: metadata must be a map");
     p["metadata"]["resourceVersion"] = rv;
   }
+  if (auto s = mergeAnnotations(p); !s.ok()) return s;
   return ChangeRequest{type, p.dump()};
 }
 

@@ -31,7 +31,22 @@ struct Health {
   bool failed = false;  // will not get healthy by waiting (progress deadline)
   std::string message;
 };
+// StatefulSets: with updateStrategy OnDelete, all pods ready (the controller
+// replaces none; each takes the change when deleted); with a partition P,
+// replicas - P pods updated and all ready.
 Health workloadHealth(const Json& workload, int64_t minGeneration = 0);
+
+// "k=v,..." from a workload's spec.selector.matchLabels (matchExpressions are
+// not expressed: the selection may be wider, never narrower).
+std::string matchLabelsSelector(const Json& workload);
+
+// What a list of a workload's pods says beyond readiness: container restarts
+// in total, and the first container that is crash-looping or cannot start.
+struct PodTrouble {
+  int64_t restarts = 0;
+  std::string problem;
+};
+PodTrouble podTrouble(const Json& podList);
 
 // The ConfigMaps, Secrets and ServiceAccount a pod template refers to.
 struct References {
@@ -61,9 +76,22 @@ absl::Status ensureCreated(kube::Client& client, const kube::ResourceType& rt, c
 // production object. `revisionTemplate` is the pod template of the revision
 // for rollbackTo. With `precondition`, the request fails with a conflict if
 // production changed since `current` was read (optimistic concurrency).
+//
+// When the Patch changes config, the pod template gets the annotation
+// patchgate.dev/config-hash (configChangeDigest), so the pods roll and start
+// with the new config. A non-empty `lastWrite` goes into the workload's
+// annotation patchgate.dev/last-write in the same request.
 absl::StatusOr<ChangeRequest> workloadChange(const api::v1alpha1::PatchSpec& spec,
                                              const Json& current, const Json* revisionTemplate,
-                                             bool precondition);
+                                             bool precondition, const std::string& lastWrite = {});
+
+// A digest of spec.change.config ("" when there is none).
+std::string configChangeDigest(const api::v1alpha1::PatchSpec& spec);
+
+// Appends the JSON-patch op that sets `key` in the string map at `mapPath`
+// (creating the map when `current` has none there).
+void addAnnotationOp(Json& ops, const Json& current, const std::string& mapPath, const std::string& key,
+                     const std::string& value);
 
 // The request that applies a config change.
 absl::StatusOr<ChangeRequest> configChange(const api::v1alpha1::ConfigChange& change);
