@@ -664,5 +664,305 @@ TEST_F(PatchReconcilerTest, ApprovalByTheAuthorIsRefusedAnotherUsersPromotesStal
   EXPECT_NE(approved["message"].get<std::string>().find("bob"), std::string::npos);
 }
 
+
+// ---- crash safety: the write-ahead intent ------------------------------------
+
+absl::Status conflict() { return kube::apiError(409, "Conflict", "the object has been modified"); }
+absl::Status unavailable() { return absl::UnavailableError("connection reset"); }
+
+int countEvents(RecordingRecorder& r, const std::string& reason) {
+  std::lock_guard lock(r.mu);
+  return static_cast<int>(std::count_if(r.events.begin(), r.events.end(), [&](auto& e) { return e[1] == reason; }));
+}
+
+// Index of the first call matching, or -1.
+int callIndex(const std::vector<FakeClient::Call>& calls, const std::string& verb, const std::string& resource,
+              const std::string& ns = "shop") {
+  for (size_t i = 0; i < calls.size(); ++i)
+    if (calls[i].verb == verb && calls[i].resource == resource && calls[i].ns == ns && !calls[i].dryRun)
+      return static_cast<int>(i);
+  return -1;
+}
+
+std::string prodVersion(FakeClient& c) {
+  return jsonString(c.object(res::kDeployment, "shop", "checkout"), "/spec/template/spec/containers/0/env/0/value");
+}
+
+TEST_F(PatchReconcilerTest, TheIntentIsDurableBeforeProductionIsTouchedAndALostStatusWriteIsRecognised) {
+  createPatch("fix");
+  driveToPromotion("fix");
+  client_.clearCalls();
+  // Pass 1 dies at the workload write (a crash, a network cut).
+  client_.failNext("patch", unavailable(), "deployments");
+  EXPECT_FALSE(reconcile("fix").ok());
+  Json st = status("fix");
+  EXPECT_EQ(jsonString(st, "/intent/action"), "Promote") << st.dump(2);
+  EXPECT_EQ(jsonString(st, "/intent/revision"), "checkout-pg-1");
+  auto calls = client_.calls();
+  int intentWrite = callIndex(calls, "updateStatus", "patches");
+  int configWrite = callIndex(calls, "patch", "configmaps");
+  int workloadWrite = callIndex(calls, "patch", "deployments");
+  ASSERT_GE(intentWrite, 0);
+  EXPECT_LT(intentWrite, configWrite) << "config written before the intent was durable";
+  EXPECT_LT(configWrite, workloadWrite) << "config must go before the workload";
+  EXPECT_EQ(prodVersion(client_), "v1");
+
+  // Pass 2 writes production, then its status write is refused (409).
+  client_.failNext("updateStatus", conflict(), "patches");
+  EXPECT_TRUE(reconcile("fix").ok());  // a conflict requeues
+  EXPECT_EQ(prodVersion(client_), "v2");
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  EXPECT_EQ(jsonString(prod, "/metadata/annotations/patchgate.dev~1last-write"),
+            jsonString(client_.object(res::kPatch, "shop", "fix"), "/metadata/uid") + "/Promote");
+  EXPECT_EQ(jsonString(status("fix"), "/intent/action"), "Promote") << "the status write was refused";
+  EXPECT_EQ(countEvents(recorder_, reason::kPromoted), 0) << "an event for a transition that did not land";
+
+  // Pass 3 recognises the landed write: Verifying, no drift, no re-test.
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+  EXPECT_FALSE(status("fix").contains("intent"));
+  EXPECT_FALSE(status("fix").contains("retests"));
+  EXPECT_FALSE(recorder_.has(reason::kDriftDetected));
+  EXPECT_EQ(client_.objects(res::kControllerRevision, "shop").size(), 1u);
+  EXPECT_EQ(countEvents(recorder_, reason::kPromoted), 1);
+  bakeToSuccess("fix");
+}
+
+TEST_F(PatchReconcilerTest, ProductionChangedBetweenTheIntentAndTheWritePutsConfigBackAndRetests) {
+  createPatch("fix");
+  driveToPromotion("fix");
+  client_.failNext("patch", unavailable(), "deployments");
+  EXPECT_FALSE(reconcile("fix").ok());
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "64");
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["containers"][0]["env"].push_back({{"name", "HOTFIX"}, {"value", "1"}});
+  client_.seed(res::kDeployment, prod);
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "16");
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kProvisioning);
+  EXPECT_EQ(status("fix")["retests"], 1);
+  EXPECT_FALSE(status("fix").contains("intent"));
+  EXPECT_EQ(prodVersion(client_), "v1");
+}
+
+TEST_F(PatchReconcilerTest, OurLandedWriteChangedAfterwardsIsReportedAsReverted) {
+  createPatch("fix");
+  driveToPromotion("fix");
+  client_.failNext("patch", unavailable(), "deployments");
+  EXPECT_FALSE(reconcile("fix").ok());
+  client_.failNext("updateStatus", conflict(), "patches");
+  EXPECT_TRUE(reconcile("fix").ok());  // production written, status lost
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "v1";  // a person undoes it
+  client_.seed(res::kDeployment, prod);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  Json c = runtime::findCondition(status("fix")["conditions"], condition::kReady);
+  EXPECT_EQ(c["reason"], reason::kReverted) << status("fix").dump(2);
+  EXPECT_EQ(client_.objects(res::kControllerRevision, "shop").size(), 1u);
+}
+
+TEST_F(PatchReconcilerTest, AWorkloadWriteRefusedForGoodFailsWithTheServersWordsAndPutsConfigBack) {
+  createPatch("fix");
+  driveToPromotion("fix");
+  client_.failNext("patch", kube::apiError(422, "Invalid", "spec.template.spec.containers[0].image: Required value"),
+                   "deployments");
+  auto r = reconcile("fix");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->requeueAfter.has_value()) << "a lasting 4xx must not be retried";
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kFailed);
+  Json c = runtime::findCondition(status("fix")["conditions"], condition::kReady);
+  EXPECT_EQ(c["reason"], reason::kChangeRejected);
+  EXPECT_NE(c["message"].get<std::string>().find("image: Required value"), std::string::npos);
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "16");
+  EXPECT_EQ(prodVersion(client_), "v1");
+  EXPECT_FALSE(status("fix").contains("intent"));
+}
+
+TEST_F(PatchReconcilerTest, ProductionWritesAreFencedByTheLease) {
+  bool leading = true;
+  PatchReconcilerOptions o;
+  o.leading = [&leading] { return leading; };
+  useOptions(o);
+  createPatch("fix");
+  driveToPromotion("fix");
+  leading = false;  // the lease could not be renewed in time
+  client_.clearCalls();
+  auto r = reconcile("fix");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  for (const auto& c : client_.calls()) {
+    if (c.ns == "shop" && !c.dryRun && (c.resource == "deployments" || c.resource == "configmaps")) {
+      EXPECT_NE(c.verb, "patch") << "wrote production without the lease";
+    }
+  }
+  leading = true;
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+  EXPECT_EQ(prodVersion(client_), "v2");
+}
+
+TEST_F(PatchReconcilerTest, TransitionEventsAreEmittedOnceTheirStatusLanded) {
+  createPatch("fix");
+  client_.failNext("updateStatus", conflict(), "patches");
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(countEvents(recorder_, reason::kValidated), 0);
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(countEvents(recorder_, reason::kValidated), 1);
+}
+
+// ---- verification ------------------------------------------------------------
+
+TEST_F(PatchReconcilerTest, ARevertDuringVerificationIsRevertedNeverSucceeded) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "v1";  // GitOps puts v1 back
+  client_.seed(res::kDeployment, prod);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  Json c = runtime::findCondition(status("fix")["conditions"], condition::kVerified);
+  EXPECT_EQ(c["reason"], reason::kReverted);
+  EXPECT_NE(c["message"].get<std::string>().find("no longer has the promoted spec"), std::string::npos);
+  EXPECT_TRUE(recorder_.has(reason::kReverted));
+  EXPECT_FALSE(runtime::isConditionTrue(status("fix")["conditions"], condition::kReady));
+}
+
+TEST_F(PatchReconcilerTest, AConfigRevertDuringTheBakeIsRevertedToo) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  markHealthy(res::kDeployment, "shop", "checkout");
+  ASSERT_TRUE(reconcile("fix").ok());  // baking
+  Json cm = client_.object(res::kConfigMap, "shop", "checkout-config");
+  cm["data"]["POOL"] = "16";
+  client_.seed(res::kConfigMap, cm);
+  clock_.advance(std::chrono::seconds(31));
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  EXPECT_EQ(runtime::findCondition(status("fix")["conditions"], condition::kReady)["reason"], reason::kReverted);
+  EXPECT_NE(status("fix")["message"].get<std::string>().find("ConfigMap/checkout-config"), std::string::npos);
+}
+
+TEST_F(PatchReconcilerTest, AWorkloadThatStopsBeingReadyStartsTheBakeOver) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  markHealthy(res::kDeployment, "shop", "checkout");
+  ASSERT_TRUE(reconcile("fix").ok());
+  clock_.advance(std::chrono::seconds(20));
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["status"]["availableReplicas"] = 1;
+  client_.seed(res::kDeployment, prod);
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_FALSE(status("fix")["promotion"].contains("healthyAt"));
+  markHealthy(res::kDeployment, "shop", "checkout");
+  ASSERT_TRUE(reconcile("fix").ok());
+  clock_.advance(std::chrono::seconds(20));
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kVerifying) << "40 s healthy but only 20 s in a row";
+  clock_.advance(std::chrono::seconds(11));
+  reconcileUntil("fix", api::v1alpha1::phase::kSucceeded);
+}
+
+TEST_F(PatchReconcilerTest, ContainerRestartsDuringTheBakeRollBack) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  Json pod = {{"apiVersion", "v1"}, {"kind", "Pod"},
+              {"metadata", {{"name", "checkout-abc"}, {"namespace", "shop"}, {"labels", {{"app", "checkout"}}}}},
+              {"status", {{"containerStatuses", {{{"name", "app"}, {"restartCount", 1}}}}}}};
+  client_.seed(res::kPod, pod);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  ASSERT_TRUE(reconcile("fix").ok());  // baking; one restart from before is the baseline
+  pod["status"]["containerStatuses"][0]["restartCount"] = 3;
+  pod["status"]["containerStatuses"][0]["state"] = {{"waiting", {{"reason", "CrashLoopBackOff"}}}};
+  pod["status"]["containerStatuses"][0]["lastState"] = {{"terminated", {{"exitCode", 137}, {"reason", "OOMKilled"}}}};
+  client_.seed(res::kPod, pod);
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  std::string why = status("fix")["rollback"]["reason"];
+  EXPECT_NE(why.find("2 restart(s)"), std::string::npos) << why;
+  EXPECT_NE(why.find("CrashLoopBackOff (last exit code 137, OOMKilled)"), std::string::npos) << why;
+  EXPECT_EQ(status("fix")["rollback"]["cause"], "Unhealthy");
+}
+
+TEST_F(PatchReconcilerTest, AConfigOnlyChangeRollsThePods) {
+  createPatch("fix", {{"change", {{"patch", "{}"}}}});
+  driveToVerifying("fix");
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  std::string digest = jsonString(prod, "/spec/template/metadata/annotations/patchgate.dev~1config-hash");
+  EXPECT_FALSE(digest.empty()) << prod.dump(2);
+  EXPECT_EQ(jsonString(client_.object(res::kDeployment, envNamespace("fix"), "checkout"),
+                       "/spec/template/metadata/annotations/patchgate.dev~1config-hash"),
+            digest) << "the copy must be what production becomes";
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "64");
+  bakeToSuccess("fix");
+}
+
+// ---- rollback ----------------------------------------------------------------
+
+TEST_F(PatchReconcilerTest, RollbackRestoresTheWholeSpecAndBinaryDataConfigFirstWithPreconditions) {
+  Json cm = client_.object(res::kConfigMap, "shop", "checkout-config");
+  cm["binaryData"] = {{"blob", "AAEC"}};
+  client_.seed(res::kConfigMap, cm);
+  createPatch("fix", {{"change", {{"patch",
+      "spec: {minReadySeconds: 5, strategy: {type: Recreate}, template: {metadata: {annotations: {tuned: 'yes'}}, spec: {containers: [{name: app, image: 'demo:1', envFrom: [{configMapRef: {name: checkout-config}}], env: [{name: VERSION, value: v2}]}]}}}"},
+      {"config", {{{"kind", "ConfigMap"}, {"name", "checkout-config"}, {"type", "merge"},
+                   {"patch", R"({"data":{"POOL":"64"},"binaryData":{"blob":"/w=="}})"}}}}}}});
+  driveToVerifying("fix");
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  ASSERT_EQ(prod["spec"]["minReadySeconds"], 5);
+  prod["spec"]["replicas"] = 5;  // an HPA scaled it meanwhile
+  client_.seed(res::kDeployment, prod);
+  Json p = client_.object(res::kPatch, "shop", "fix");
+  p["spec"]["cancel"] = true;
+  client_.seed(res::kPatch, p);
+  client_.clearCalls();
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  prod = client_.object(res::kDeployment, "shop", "checkout");
+  EXPECT_FALSE(prod["spec"].contains("minReadySeconds")) << prod.dump(2);
+  EXPECT_FALSE(prod["spec"].contains("strategy"));
+  EXPECT_FALSE(jsonAt(prod, "/spec/template/metadata").contains("annotations"));
+  EXPECT_EQ(prodVersion(client_), "v1");
+  EXPECT_EQ(prod["spec"]["replicas"], 5) << "scaling is not the Patch's to restore";
+  cm = client_.object(res::kConfigMap, "shop", "checkout-config");
+  EXPECT_EQ(cm["data"]["POOL"], "16");
+  EXPECT_EQ(cm["binaryData"]["blob"], "AAEC");
+  auto calls = client_.calls();
+  int cfg = callIndex(calls, "patch", "configmaps"), wl = callIndex(calls, "patch", "deployments");
+  ASSERT_GE(cfg, 0);
+  EXPECT_LT(cfg, wl) << "config must be restored before the workload";
+  for (int i : {cfg, wl}) {
+    EXPECT_EQ(calls[i].patchType, "json");
+    EXPECT_EQ(calls[i].body[0]["op"], "test") << "no resourceVersion precondition: " << calls[i].body.dump();
+  }
+  markHealthy(res::kDeployment, "shop", "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kRolledBack);
+}
+
+TEST_F(PatchReconcilerTest, ARollbackThatDoesNotBecomeHealthyIsRollbackFailed) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  clock_.advance(std::chrono::seconds(121));  // the restored workload never gets healthy
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  Json c = runtime::findCondition(status("fix")["conditions"], condition::kRolledBack);
+  EXPECT_EQ(c["reason"], reason::kRollbackFailed);
+  EXPECT_NE(c["message"].get<std::string>().find("needs a person"), std::string::npos);
+  EXPECT_TRUE(recorder_.has(reason::kRollbackFailed));
+  EXPECT_TRUE(runtime::isConditionTrue(status("fix")["conditions"], condition::kStalled));
+}
+
+TEST_F(PatchReconcilerTest, ARollbackInterruptedAfterItsIntentFinishesOnTheNextPass) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  clock_.advance(std::chrono::seconds(121));
+  client_.failNext("patch", unavailable(), "configmaps");  // dies right after the intent
+  EXPECT_FALSE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kRollingBack);
+  EXPECT_EQ(jsonString(status("fix"), "/intent/action"), "Rollback");
+  EXPECT_EQ(prodVersion(client_), "v2");
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(prodVersion(client_), "v1");
+  EXPECT_FALSE(status("fix").contains("intent"));
+  markHealthy(res::kDeployment, "shop", "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kRolledBack);
+  EXPECT_NE(status("fix")["rollback"]["reason"].get<std::string>().find("not healthy within 120s"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace patchgate::controllers::patch

@@ -125,6 +125,89 @@ TEST(WorkloadChange, RollbackReplacesTheTemplate) {
   EXPECT_FALSE(workloadChange(s, {}, nullptr, false).ok());
 }
 
+TEST(WorkloadChange, ConfigChangesPutTheirDigestOnThePodTemplateAndTheWriteMarkOnTheWorkload) {
+  api::v1alpha1::PatchSpec s = specWith("strategic", "spec: {paused: true}");
+  s.change.config.push_back({"ConfigMap", "cfg", "merge", R"({"data":{"A":"1"}})"});
+  std::string digest = configChangeDigest(s);
+  ASSERT_FALSE(digest.empty());
+  Json current = {{"metadata", {{"resourceVersion", "9"}}}};
+  auto r = workloadChange(s, current, nullptr, true, "uid-1/Promote");
+  ASSERT_TRUE(r.ok()) << r.status();
+  Json body = Json::parse(r->body);
+  EXPECT_EQ(body["spec"]["template"]["metadata"]["annotations"]["patchgate.dev/config-hash"], digest);
+  EXPECT_EQ(body["metadata"]["annotations"]["patchgate.dev/last-write"], "uid-1/Promote");
+  EXPECT_EQ(body["spec"]["paused"], true);
+  // Another config text, another digest (the pods roll again).
+  s.change.config[0].patch = R"({"data":{"A":"2"}})";
+  EXPECT_NE(configChangeDigest(s), digest);
+  // Without config: no digest, the template is left alone.
+  s.change.config.clear();
+  auto plain = workloadChange(s, current, nullptr, false);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(Json::parse(plain->body)["spec"].contains("template"));
+
+  // JSON patches: the annotation maps are created when missing, extended when present.
+  api::v1alpha1::PatchSpec j = specWith("json", R"([{"op":"replace","path":"/spec/paused","value":true}])");
+  j.change.config.push_back({"ConfigMap", "cfg", "merge", "{}"});
+  auto bare = workloadChange(j, current, nullptr, true, "u/Promote");
+  ASSERT_TRUE(bare.ok());
+  Json ops = Json::parse(bare->body);
+  EXPECT_EQ(ops[1]["path"], "/metadata/annotations");
+  EXPECT_EQ(ops[1]["value"]["patchgate.dev/last-write"], "u/Promote");
+  EXPECT_EQ(ops[2]["path"], "/spec/template/metadata/annotations");
+  Json annotated = current;
+  annotated["metadata"]["annotations"] = {{"x", "y"}};
+  annotated["spec"]["template"]["metadata"]["annotations"] = {{"x", "y"}};
+  ops = Json::parse(workloadChange(j, annotated, nullptr, true, "u/Promote")->body);
+  EXPECT_EQ(ops[1]["path"], "/metadata/annotations/patchgate.dev~1last-write");
+  EXPECT_EQ(ops[2]["path"], "/spec/template/metadata/annotations/patchgate.dev~1config-hash");
+}
+
+Json statefulSet(int64_t replicas, int64_t updated, int64_t ready, Json strategy) {
+  return {{"kind", "StatefulSet"},
+          {"metadata", {{"generation", 2}}},
+          {"spec", {{"replicas", replicas}, {"updateStrategy", strategy}}},
+          {"status", {{"observedGeneration", 2}, {"updatedReplicas", updated}, {"readyReplicas", ready},
+                      {"currentRevision", "r1"}, {"updateRevision", "r2"}}}};
+}
+
+TEST(WorkloadHealth, StatefulSetPartitionAndOnDelete) {
+  Json part = {{"type", "RollingUpdate"}, {"rollingUpdate", {{"partition", 1}}}};
+  // replicas 2, partition 1: one pod is to be updated; the other stays.
+  EXPECT_FALSE(workloadHealth(statefulSet(2, 0, 2, part)).healthy);
+  Health h = workloadHealth(statefulSet(2, 1, 2, part));
+  EXPECT_TRUE(h.healthy) << h.message;
+  EXPECT_NE(h.message.find("partition 1"), std::string::npos);
+  EXPECT_FALSE(workloadHealth(statefulSet(2, 1, 1, part)).healthy);  // all must be ready
+  // A partition at or above replicas updates nothing: healthy when all are ready.
+  Json all = {{"type", "RollingUpdate"}, {"rollingUpdate", {{"partition", 5}}}};
+  EXPECT_TRUE(workloadHealth(statefulSet(2, 0, 2, all)).healthy);
+  // OnDelete: the controller replaces no pod; all ready is healthy.
+  Json onDelete = {{"type", "OnDelete"}};
+  EXPECT_TRUE(workloadHealth(statefulSet(3, 0, 3, onDelete)).healthy);
+  EXPECT_FALSE(workloadHealth(statefulSet(3, 0, 2, onDelete)).healthy);
+  // Without either, the whole set must roll.
+  EXPECT_FALSE(workloadHealth(statefulSet(2, 1, 2, {{"type", "RollingUpdate"}})).healthy);
+}
+
+TEST(PodTrouble, CountsRestartsAndNamesTheFirstStuckContainer) {
+  Json pods = {{"items",
+                {{{"metadata", {{"name", "a"}}},
+                  {"status", {{"containerStatuses", {{{"name", "app"}, {"restartCount", 2}}}}}}},
+                 {{"metadata", {{"name", "b"}}},
+                  {"status", {{"containerStatuses",
+                               {{{"name", "app"}, {"restartCount", 1},
+                                 {"state", {{"waiting", {{"reason", "CrashLoopBackOff"}}}}},
+                                 {"lastState", {{"terminated", {{"exitCode", 1}, {"reason", "Error"}}}}}}}}}}},
+                 {{"metadata", {{"name", "gone"}, {"deletionTimestamp", "2026-01-01T00:00:00Z"}}},
+                  {"status", {{"containerStatuses", {{{"name", "app"}, {"restartCount", 9}}}}}}}}}};
+  PodTrouble t = podTrouble(pods);
+  EXPECT_EQ(t.restarts, 3);  // pods going away do not count
+  EXPECT_EQ(t.problem, "pod b container app: CrashLoopBackOff (last exit code 1, Error)");
+  EXPECT_EQ(matchLabelsSelector({{"spec", {{"selector", {{"matchLabels", {{"app", "x"}, {"tier", "web"}}}}}}}}),
+            "app=x,tier=web");
+}
+
 TEST(DescribeDiff, OneLinePerChangedPath) {
   Json before = {{"a", 1}, {"b", {{"c", "x"}}}, {"gone", true}};
   Json after = {{"a", 2}, {"b", {{"c", "x"}, {"d", "new"}}}};

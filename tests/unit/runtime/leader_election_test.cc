@@ -146,6 +146,26 @@ TEST_F(LeaderElectionTest, RunGivesUpAfterTheRenewDeadline) {
   EXPECT_EQ(lease()["spec"]["holderIdentity"], "a");
 }
 
+TEST_F(LeaderElectionTest, TheFenceClosesBeforeTheLeaseCanPassToAnother) {
+  std::atomic<bool> started = false;
+  LeaderElector a(fake_, config("a"), {.onStartedLeading = [&] { started = true; }}, clock_, quietLogger());
+  EXPECT_FALSE(a.leadingWithMargin(2s));  // not leading yet
+  std::jthread t([&](std::stop_token st) { a.run(st); });
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  EXPECT_TRUE(a.leadingWithMargin(2s));
+  // Renewals fail from now on (the API server is away).
+  for (int i = 0; i < 100; ++i)
+    fake_.failNext("get", kube::apiError(503, "", "apiserver down"), "leases");
+  auto lastRenew = clock_.now();
+  // Still leading (renewDeadline 10 s not reached) but no longer sure with a 2 s margin after 8 s.
+  ASSERT_TRUE(advanceUntil(clock_, 100ms, [&] { return !a.leadingWithMargin(2s); }));
+  EXPECT_GE(clock_.now() - lastRenew, 8s);
+  EXPECT_LT(clock_.now() - lastRenew, 8s + 200ms);
+  EXPECT_TRUE(a.isLeader());  // it has not given up yet: only the fence is closed
+  t.request_stop();
+  t.join();
+}
+
 TEST_F(LeaderElectionTest, RunWaitsWhileAnotherHolds) {
   LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
   ASSERT_TRUE(a.tryAcquireOrRenew());
