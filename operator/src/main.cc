@@ -21,6 +21,7 @@
 #include "grpc/server.h"
 #include "grpc/tls.h"
 #include "kube/client_impl.h"
+#include "kube/failpoint_client.h"
 #include "kube/config/rest_config.h"
 #include "kube/transport/cpprest_transport.h"
 #include "metrics/metrics.h"
@@ -176,10 +177,18 @@ int main(int argc, char** argv) {
     log.error("cannot create transport", {{"error", std::string(transport.status().message())}});
     return 1;
   }
-  kube::ClientImpl client(std::move(*transport), "patchgate", config->qps, config->burst);
-  client.setRequestObserver([&metrics](const std::string& verb, int code, double secs) {
+  kube::ClientImpl apiClient(std::move(*transport), "patchgate", config->qps, config->burst);
+  apiClient.setRequestObserver([&metrics](const std::string& verb, int code, double secs) {
     metrics.restRequest(verb, code, secs);
   });
+  // Crash tests name points right after a write (kube/failpoint_client.h).
+  std::unique_ptr<kube::FailpointClient> failpointClient;
+  if (std::getenv("PATCHGATE_FAILPOINTS") != nullptr) {
+    failpointClient = std::make_unique<kube::FailpointClient>(apiClient);
+    log.warn("failpoints armed (PATCHGATE_FAILPOINTS): this process exits at them; for tests only",
+             {{"failpoints", std::string(std::getenv("PATCHGATE_FAILPOINTS"))}});
+  }
+  kube::Client& client = failpointClient ? static_cast<kube::Client&>(*failpointClient) : apiClient;
 
   runtime::Manager manager(log);
   std::string identity = absl::GetFlag(FLAGS_id).empty() ? defaultIdentity(random) : absl::GetFlag(FLAGS_id);

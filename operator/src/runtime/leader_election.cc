@@ -110,13 +110,14 @@ void LeaderElector::release() {
 
 void LeaderElector::run(std::stop_token stop) {
   log_.info("attempting to acquire leader lease");
+  Clock::TimePoint lastRenew{};
   while (!stop.stop_requested()) {
+    lastRenew = clock_.now();  // the lease counts from before the request was sent
     if (tryAcquireOrRenew()) break;
     // client-go's JitterFactor 1.2 on the retry period.
     if (!sleep(stop, config_.retryPeriod + config_.retryPeriod / 5)) return;
   }
   if (stop.stop_requested()) return;
-  auto lastRenew = clock_.now();
   lastRenew_ = lastRenew.time_since_epoch().count();
   leading_ = true;
   log_.info("acquired leader lease");

@@ -135,7 +135,7 @@ spec:
   rootCause: "retry storm exhausts the connection pool"
   description: "raise the pool size and ship $2"
   environment: {ttlSecondsAfterFinished: 5}
-  verification: {timeoutSeconds: 60}
+  verification: {timeoutSeconds: 60, bakeSeconds: 5}
 ${3:-}
 YAML
 }

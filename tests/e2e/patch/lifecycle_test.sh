@@ -89,7 +89,7 @@ spec:
   change: {rollbackTo: {revision: 1}}
   ticket: INC-4212
   rootCause: "POOL=64 overloads the database"
-  verification: {timeoutSeconds: 90}
+  verification: {timeoutSeconds: 90, bakeSeconds: 5}
 YAML
   wait_phase undo-fix-pool 240 Succeeded Failed RolledBack
   [[ $(phase undo-fix-pool) == Succeeded ]] || fail "rollback patch did not succeed"

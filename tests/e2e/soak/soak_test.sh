@@ -205,7 +205,7 @@ spec:
   ticket: SOAK-$3
   rootCause: "soak cycle $3"
   environment: {ttlSecondsAfterFinished: 5}
-  verification: {timeoutSeconds: 60}
+  verification: {timeoutSeconds: 60, bakeSeconds: 5}
   tests:
   - {name: $test, image: patchgate.dev/test-runner:1.0, command: [/bin/true], timeoutSeconds: 60}
 ---

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <set>
 
+#include "absl/strings/str_cat.h"
 #include "api/v1alpha1/patch.h"
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/reconciler.h"
@@ -801,11 +804,115 @@ TEST_F(PatchReconcilerTest, ProductionWritesAreFencedByTheLease) {
 
 TEST_F(PatchReconcilerTest, TransitionEventsAreEmittedOnceTheirStatusLanded) {
   createPatch("fix");
+  // Up to the pass that validates: it is the one whose status write fails.
+  for (int i = 0; i < 5 && !client_.object(res::kPatch, "shop", "fix")["metadata"].contains("finalizers"); ++i)
+    ASSERT_TRUE(reconcile("fix").ok());
+  ASSERT_EQ(countEvents(recorder_, reason::kValidated), 0);
   client_.failNext("updateStatus", conflict(), "patches");
   ASSERT_TRUE(reconcile("fix").ok());
-  EXPECT_EQ(countEvents(recorder_, reason::kValidated), 0);
+  EXPECT_TRUE(phase("fix").empty() || phase("fix") == api::v1alpha1::phase::kPending) << "the write was refused";
+  EXPECT_EQ(countEvents(recorder_, reason::kValidated), 0) << "an event for a transition that did not land";
   ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kProvisioning);
   EXPECT_EQ(countEvents(recorder_, reason::kValidated), 1);
+}
+
+TEST_F(PatchReconcilerTest, AnExactRevertOfOurLandedWriteIsNotWrittenAgain) {
+  createPatch("fix");
+  driveToPromotion("fix");
+  Json base = client_.object(res::kDeployment, "shop", "checkout");
+  client_.failNext("patch", unavailable(), "deployments");
+  EXPECT_FALSE(reconcile("fix").ok());
+  client_.failNext("updateStatus", conflict(), "patches");
+  EXPECT_TRUE(reconcile("fix").ok());  // our write landed, its status did not
+  // GitOps puts the old spec back exactly; our annotation stays on the object.
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"] = base["spec"];
+  client_.seed(res::kDeployment, prod);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  client_.clearCalls();
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  for (const auto& c : client_.calls("patch", "deployments")) {
+    EXPECT_TRUE(c.dryRun || c.ns != "shop") << "wrote production again over a revert: " << c.body.dump();
+  }
+  EXPECT_EQ(runtime::findCondition(status("fix")["conditions"], condition::kReady)["reason"], reason::kReverted);
+}
+
+TEST_F(PatchReconcilerTest, AnApprovalChangeAfterTheIntentCannotStrandProduction) {
+  createPatch("fix", {{"author", "alice"}, {"promotion", {{"approval", {{"required", true}}}}}});
+  driveToTestJob("fix");
+  completeJobs(envNamespace("fix"));
+  reconcileUntil("fix", api::v1alpha1::phase::kAwaitingApproval);
+  Json patch = client_.object(res::kPatch, "shop", "fix");
+  auto approval = [&](const std::string& name, const std::string& who, const std::string& decision) {
+    client_.seed(res::kPatchApproval,
+                 {{"apiVersion", "patchgate.dev/v1alpha1"}, {"kind", "PatchApproval"},
+                  {"metadata", {{"name", name}, {"namespace", "shop"}}},
+                  {"spec", {{"patch", "fix"}, {"patchUID", patch["metadata"]["uid"]}, {"decision", decision},
+                            {"patchGeneration", patch["metadata"]["generation"]}, {"approver", who}}}});
+  };
+  approval("bob", "bob", "approve");
+  client_.failNext("patch", unavailable(), "deployments");
+  EXPECT_FALSE(reconcile("fix").ok());  // the intent is recorded, config written
+  ASSERT_EQ(jsonString(status("fix"), "/intent/action"), "Promote");
+  approval("carol", "carol", "reject");  // too late: the write may have landed
+  client_.erase(res::kPatchApproval, "shop", "bob");
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+  EXPECT_EQ(prodVersion(client_), "v2");
+}
+
+TEST_F(PatchReconcilerTest, ARollbackPointMadeForAnOlderBaseIsMadeAgain) {
+  createPatch("fix");
+  driveToPromotion("fix");
+  client_.failNext("updateStatus", unavailable(), "patches");  // dies after the revision, before the intent
+  EXPECT_FALSE(reconcile("fix").ok());
+  ASSERT_EQ(client_.objects(res::kControllerRevision, "shop").size(), 1u);
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["containers"][0]["env"].push_back({{"name", "HOTFIX"}, {"value", "1"}});
+  client_.seed(res::kDeployment, prod);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);  // drift: re-test on the new base
+  ASSERT_TRUE(reconcile("fix").ok());
+  markHealthy(res::kDeployment, envNamespace("fix"), "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("fix").ok());
+  completeJobs(envNamespace("fix"));
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+  auto revs = client_.objects(res::kControllerRevision, "shop");
+  ASSERT_EQ(revs.size(), 1u);
+  bool hasHotfix = false;
+  for (const auto& e : jsonAt(revs[0], "/data/template/spec/containers/0/env"))
+    hasHotfix = hasHotfix || e.value("name", "") == "HOTFIX";
+  EXPECT_TRUE(hasHotfix) << "the rollback point would restore the spec from before the hotfix";
+}
+
+TEST_F(PatchReconcilerTest, APatchRollingBackHoldsTheQueueOfItsTarget) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  createPatch("next", {{"priority", "emergency"}});
+  reconcileUntil("next", api::v1alpha1::phase::kQueued);
+  EXPECT_NE(status("next")["message"].get<std::string>().find("fix (RollingBack)"), std::string::npos);
+}
+
+TEST_F(PatchReconcilerTest, RollbackWritesAreFencedToo) {
+  bool leading = true;
+  PatchReconcilerOptions o;
+  o.leading = [&leading] { return leading; };
+  useOptions(o);
+  createPatch("fix");
+  driveToVerifying("fix");
+  clock_.advance(std::chrono::seconds(121));
+  leading = false;
+  client_.clearCalls();
+  EXPECT_FALSE(reconcile("fix").ok());
+  EXPECT_EQ(prodVersion(client_), "v2");
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "64");
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kRollingBack);  // the intent is recorded; nothing written
+  leading = true;
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(prodVersion(client_), "v1");
 }
 
 // ---- verification ------------------------------------------------------------
@@ -868,6 +975,7 @@ TEST_F(PatchReconcilerTest, ContainerRestartsDuringTheBakeRollBack) {
   client_.seed(res::kPod, pod);
   markHealthy(res::kDeployment, "shop", "checkout");
   ASSERT_TRUE(reconcile("fix").ok());  // baking; one restart from before is the baseline
+  pod = client_.object(res::kPod, "shop", "checkout-abc");  // the same pod (same uid), restarting
   pod["status"]["containerStatuses"][0]["restartCount"] = 3;
   pod["status"]["containerStatuses"][0]["state"] = {{"waiting", {{"reason", "CrashLoopBackOff"}}}};
   pod["status"]["containerStatuses"][0]["lastState"] = {{"terminated", {{"exitCode", 137}, {"reason", "OOMKilled"}}}};
@@ -924,6 +1032,7 @@ TEST_F(PatchReconcilerTest, RollbackRestoresTheWholeSpecAndBinaryDataConfigFirst
   auto calls = client_.calls();
   int cfg = callIndex(calls, "patch", "configmaps"), wl = callIndex(calls, "patch", "deployments");
   ASSERT_GE(cfg, 0);
+  ASSERT_GE(wl, 0);
   EXPECT_LT(cfg, wl) << "config must be restored before the workload";
   for (int i : {cfg, wl}) {
     EXPECT_EQ(calls[i].patchType, "json");
@@ -962,6 +1071,51 @@ TEST_F(PatchReconcilerTest, ARollbackInterruptedAfterItsIntentFinishesOnTheNextP
   markHealthy(res::kDeployment, "shop", "checkout");
   reconcileUntil("fix", api::v1alpha1::phase::kRolledBack);
   EXPECT_NE(status("fix")["rollback"]["reason"].get<std::string>().find("not healthy within 120s"), std::string::npos);
+}
+
+
+// ---- the fault table ----------------------------------------------------------
+
+// The failpoints (kube/failpoint_client.h) of every write a Patch's life makes.
+std::set<std::string> writePoints(const std::vector<FakeClient::Call>& calls) {
+  std::set<std::string> out;
+  for (const auto& c : calls) {
+    if (c.dryRun || (c.verb != "create" && c.verb != "update" && c.verb != "updateStatus" && c.verb != "patch" &&
+                     c.verb != "delete"))
+      continue;
+    out.insert(absl::StrCat("after:", c.verb, ":", c.resource));
+    if (c.verb == "updateStatus" && c.resource == "patches")
+      out.insert(absl::StrCat("after:updateStatus:patches:", jsonString(c.body, "/status/phase")));
+  }
+  return out;
+}
+
+TEST_F(PatchReconcilerTest, EveryWriteOfTheLifecycleHasAFailpointInTheFaultTable) {
+  // A promoted, verified Patch whose environment goes after its TTL, and one
+  // that is rolled back.
+  createPatch("fix");
+  driveToVerifying("fix");
+  bakeToSuccess("fix");
+  clock_.advance(std::chrono::seconds(61));
+  ASSERT_TRUE(reconcile("fix").ok());
+  createPatch("bad", {{"change", {{"patch", "spec: {template: {spec: {containers: [{name: app, image: 'demo:1', "
+                                              "envFrom: [{configMapRef: {name: checkout-config}}], "
+                                              "env: [{name: VERSION, value: v3}]}]}}}"}}}});
+  driveToVerifying("bad");
+  clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("bad", api::v1alpha1::phase::kRollingBack);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  reconcileUntil("bad", api::v1alpha1::phase::kRolledBack);
+  std::set<std::string> points = writePoints(client_.calls());
+
+  std::ifstream table(PATCHGATE_FAULT_TABLE);
+  ASSERT_TRUE(table.good()) << PATCHGATE_FAULT_TABLE;
+  std::set<std::string> listed;
+  for (std::string line; std::getline(table, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    listed.insert(line.substr(0, line.find(' ')));
+  }
+  for (const auto& pt : points) EXPECT_TRUE(listed.count(pt)) << pt << " is a write without a row in faults.txt";
 }
 
 }  // namespace

@@ -50,7 +50,8 @@ std::string lastOtherWriter(const Json& obj) {
   std::string who, at;
   for (const auto& mf : jsonAt(obj, "/metadata/managedFields")) {
     std::string manager = mf.value("manager", ""), time = mf.value("time", "");
-    if (manager.empty() || manager == "patchgate" || time < at) continue;
+    // Status writes (controllers) are not changes to what was promoted.
+    if (manager.empty() || manager == "patchgate" || time < at || !mf.value("subresource", "").empty()) continue;
     who = manager;
     at = time;
   }
@@ -72,12 +73,18 @@ absl::Status PatchReconciler::persist(Pass& p) {
 }
 
 // Puts back the data and binaryData of the ConfigMaps/Secrets stored in a
-// revision (data.configs), each guarded by the resourceVersion just read; one
-// that no longer exists is skipped.
+// revision (data.configs) that this Patch changes (all of them for a
+// rollbackTo Patch, which restores a revision's configs), each guarded by the
+// resourceVersion just read; one that no longer exists is skipped. Config
+// the Patch does not change is left alone: a person's edit to it is theirs.
 absl::Status PatchReconciler::restoreConfigs(Pass& p, const Json& configs) {
   for (const auto& c : configs) {
     const auto& rt = configType(c.value("kind", ""));
     std::string name = c.value("name", "");
+    bool changedByUs = p.spec.change.rollbackTo.has_value() ||
+                       std::any_of(p.spec.change.config.begin(), p.spec.change.config.end(),
+                                   [&](const auto& cc) { return cc.kind == c.value("kind", "") && cc.name == name; });
+    if (!changedByUs) continue;
     auto cur = client_.get(rt, p.ns, name);
     if (!cur.ok()) {
       if (kube::isNotFound(cur.status())) continue;
@@ -132,7 +139,14 @@ absl::StatusOr<Json> PatchReconciler::ensureRevision(Pass& p, const Json& prod) 
     highest = std::max(highest, n);
     all.emplace_back(n, jsonString(r, "/metadata/name"));
     const Json& lbl = jsonAt(r, "/metadata/labels");
-    if (lbl.is_object() && lbl.value(v1::kLabelPatchUid, "") == p.uid) return r;
+    if (lbl.is_object() && lbl.value(v1::kLabelPatchUid, "") == p.uid) {
+      if (jsonString(r, "/data/specHash") == specHash(prod)) return r;
+      // Made for an earlier base (production changed and the Patch was
+      // re-tested): it would restore the wrong spec. Made anew below.
+      auto gone = client_.remove(kube::resources::kControllerRevision, p.ns, jsonString(r, "/metadata/name"), {});
+      if (!gone.ok() && !kube::isNotFound(gone.status())) return gone.status();
+      all.pop_back();
+    }
   }
   int64_t number = highest + 1;
   Json configs = Json::array();
@@ -192,10 +206,10 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
   auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
   if (!prod.ok()) {
     if (kube::isNotFound(prod.status())) {
-      if (p.status.contains("intent")) {  // config may have been changed already: put it back
+      if (p.status.contains("intent")) {  // our config may be written already: put it back
         auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
-        if (rev.ok())
-          if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+        if (!rev.ok()) return rev.status();
+        if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
         p.status.erase("intent");
       }
       fail(p, reason::kTargetVanished, absl::StrCat(p.spec.target.key(), " disappeared before promotion"));
@@ -205,10 +219,14 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
   }
   const std::string base = p.status.value("baseHash", ""), expected = p.status.value("expectedHash", "");
   const std::string mark = absl::StrCat(p.uid, "/", kActionPromote);
+  std::string current = specHash(*prod);
+  bool ours = jsonString(*prod, "/metadata/annotations/patchgate.dev~1last-write") == mark;
 
   // 1. Decide, record the rollback point and the intent, and make them durable.
   if (jsonString(p.status, "/intent/action") != kActionPromote) {
-    if (specHash(*prod) != base) {
+    // An operator from before write-ahead intents may have landed the write.
+    bool landedEarlier = current == expected && p.status.contains("revision");
+    if (current != base && !landedEarlier) {
       // Drift: production is no longer what the tests ran against.
       if (p.status.value("retests", int64_t{0}) >= p.spec.maxRetests) {
         fail(p, reason::kDriftLimit, absl::StrCat("production changed under the patch ", p.spec.maxRetests + 1,
@@ -232,47 +250,60 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
   }
   if (auto s = fence(); !s.ok()) return s;
 
-  // 2. Config first: pods of the new template must find the new config.
-  Json configHashes = Json::object();
-  for (const auto& cc : p.spec.change.config) {
-    auto req = configChange(cc);
-    if (!req.ok()) return req.status();
-    auto r = client_.patch(configType(cc.kind), p.ns, cc.name, req->type, req->body);
-    if (!r.ok()) {
-      if (refusedForGood(r.status()) || kube::isNotFound(r.status()))
-        return abandonPromotion(p, absl::StrCat("the API server refused the change to ", cc.kind, " ", cc.name,
-                                                ": ", r.status().message()));
-      return r.status();
-    }
-    configHashes[absl::StrCat(cc.kind, "/", cc.name)] = configDigest(*r);
-  }
+  // 2. Where production is decides what is left to write; config always goes
+  // before the workload, so a landed workload write means config landed too.
   Json source;  // a rollbackTo Patch restores the template and configs of its source revision
   if (p.spec.change.rollbackTo) {
     auto src = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/rollbackSource/name"));
     if (!src.ok()) return src.status();
     source = *src;
-    if (auto s = restoreConfigs(p, jsonAt(source, "/data/configs")); !s.ok()) return s;
-    for (const auto& c : jsonAt(source, "/data/configs"))
-      configHashes[absl::StrCat(c.value("kind", ""), "/", c.value("name", ""))] = configDigest(c);
   }
-  if (!p.spec.change.config.empty() || p.spec.change.rollbackTo) failpoint("promote.afterConfig");
-
-  // 3. The workload: the tested change on the exact base that was tested.
   int64_t generation = jsonInt(*prod, "/metadata/generation");
-  std::string current = specHash(*prod);
-  bool ours = jsonString(*prod, "/metadata/annotations/patchgate.dev~1last-write") == mark;
-  if (current == expected) {
-    // Landed already (an earlier pass died before recording it).
+  Json configHashes = Json::object();
+  if (current == expected || ours) {
+    // Landed already (an earlier pass died before recording it). If someone
+    // changed it since, verification says so (Reverted).
+    std::vector<std::pair<std::string, std::string>> names;
+    for (const auto& cc : p.spec.change.config) names.emplace_back(cc.kind, cc.name);
+    for (const auto& c : jsonAt(source, "/data/configs")) names.emplace_back(c.value("kind", ""), c.value("name", ""));
+    for (const auto& [kind, name] : names) {
+      auto cfg = client_.get(configType(kind), p.ns, name);
+      if (!cfg.ok()) {
+        if (kube::isNotFound(cfg.status())) continue;
+        return cfg.status();
+      }
+      configHashes[absl::StrCat(kind, "/", name)] = configDigest(*cfg);
+    }
   } else if (current == base) {
+    for (const auto& cc : p.spec.change.config) {
+      auto req = configChange(cc);
+      if (!req.ok()) return req.status();
+      if (auto s = fence(); !s.ok()) return s;
+      auto r = client_.patch(configType(cc.kind), p.ns, cc.name, req->type, req->body);
+      if (!r.ok()) {
+        if (refusedForGood(r.status()) || kube::isNotFound(r.status()))
+          return abandonPromotion(p, absl::StrCat("the API server refused the change to ", cc.kind, " ", cc.name,
+                                                  ": ", r.status().message()));
+        return r.status();
+      }
+      configHashes[absl::StrCat(cc.kind, "/", cc.name)] = configDigest(*r);
+    }
+    if (p.spec.change.rollbackTo) {
+      if (auto s = restoreConfigs(p, jsonAt(source, "/data/configs")); !s.ok()) return s;
+      for (const auto& c : jsonAt(source, "/data/configs"))
+        configHashes[absl::StrCat(c.value("kind", ""), "/", c.value("name", ""))] = configDigest(c);
+    }
+    if (!p.spec.change.config.empty() || p.spec.change.rollbackTo) failpoint("promote.afterConfig");
+
+    // 3. The workload: the tested change on the exact base that was tested.
     const Json* revTemplate = p.spec.change.rollbackTo ? &jsonAt(source, "/data/template") : nullptr;
     auto change = workloadChange(p.spec, *prod, revTemplate, /*precondition=*/true, mark);
     if (!change.ok()) return change.status();
     if (auto s = fence(); !s.ok()) return s;
     auto applied = client_.patch(p.targetType, p.ns, p.spec.target.name, change->type, change->body);
     if (!applied.ok()) {
-      // A conflict (or a failed JSON-patch test) means production changed
-      // between our read and our write: the error is retried with backoff and
-      // the next pass sees what changed.
+      // A conflict means production changed between our read and our write:
+      // the error is retried with backoff and the next pass sees what changed.
       bool raced = kube::isConflict(applied.status());
       if (!raced && change->type == kube::PatchType::kJson && kube::isInvalid(applied.status())) {
         // A failed "test" op is a 422 too: production changed if its
@@ -291,9 +322,9 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
     }
     generation = jsonInt(*applied, "/metadata/generation");
     failpoint("promote.afterWorkload");
-  } else if (!ours) {
+  } else {
     // Someone changed production after the intent was recorded and before our
-    // write: put our config back and re-test on the new base.
+    // write: put back the config we may have written and re-test on the new base.
     auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
     if (!rev.ok()) return rev.status();
     if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
@@ -307,8 +338,6 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
       return s;
     return Action::requeue(options_.pollInterval);
   }
-  // (ours but changed since: our write landed and someone changed it after;
-  // verification reports that as Reverted.)
 
   p.status.erase("intent");
   p.status["promotion"] = {{"promotedAt", timeString(p.now)}, {"generation", generation},
@@ -391,17 +420,17 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
     }
     return rollback(p, cause, why);
   };
-  if (everHealthy && trouble.restarts > promo.value("restartsAtHealthy", int64_t{0})) {
-    return failVerification("Unhealthy", absl::StrCat("containers restarted during the bake (",
-                                                      trouble.restarts - promo.value("restartsAtHealthy", int64_t{0}),
-                                                      " restart(s))", trouble.problem.empty() ? "" : ": " + trouble.problem));
+  if (int64_t more = everHealthy ? trouble.restartsSince(promo.value("restartsAtHealthy", Json::object())) : 0;
+      more > 0) {
+    return failVerification("Unhealthy", absl::StrCat("containers restarted during the bake (", more, " restart(s))",
+                                                      trouble.problem.empty() ? "" : ": " + trouble.problem));
   }
   if (h.healthy) {
     if (!promo.contains("healthyAt")) {
       promo["healthyAt"] = timeString(p.now);
       if (!everHealthy) {
         promo["firstHealthyAt"] = timeString(p.now);
-        promo["restartsAtHealthy"] = trouble.restarts;
+        promo["restartsAtHealthy"] = trouble.byPod;
       }
     }
     double baked = secondsSince(promo.value("healthyAt", ""), p.now);
@@ -456,12 +485,14 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
   std::string revName = jsonString(p.status, "/intent/revision");
   auto rev = client_.get(kube::resources::kControllerRevision, p.ns, revName);
   if (!rev.ok()) {
-    std::string msg = absl::StrCat("cannot roll back: rollback point ", revName, " unreadable: ", rev.status().message());
-    setCondition(p, condition::kRolledBack, false, reason::kRollbackFailed, msg);
-    recorder_.event(p.patch, runtime::EventType::kWarning, reason::kRollbackFailed, "Rollback", msg);
-    return rev.status();
+    if (!kube::isNotFound(rev.status()) && !refusedForGood(rev.status())) return rev.status();
+    return rollbackFailed(p, absl::StrCat("cannot roll back: rollback point ", revName, " is unreadable (",
+                                          rev.status().message(), "); production keeps the patch and needs a person"));
   }
-  if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+  if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) {
+    if (!refusedForGood(s)) return s;
+    return rollbackFailed(p, absl::StrCat("cannot restore config: ", s.message(), "; production needs a person"));
+  }
   failpoint("rollback.afterConfig");
   auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
   if (!prod.ok() && !kube::isNotFound(prod.status())) return prod.status();
@@ -485,7 +516,16 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
                       absl::StrCat(p.uid, "/", kActionRollback));
       if (auto s = fence(); !s.ok()) return s;
       auto r = client_.patch(p.targetType, p.ns, p.spec.target.name, kube::PatchType::kJson, ops.dump());
-      if (!r.ok() && !kube::isNotFound(r.status())) return r.status();  // a conflict: read again, with backoff
+      if (!r.ok() && !kube::isNotFound(r.status())) {
+        if (kube::isInvalid(r.status())) {  // a failed "test" op (production moved) or a refused spec
+          auto again = client_.get(p.targetType, p.ns, p.spec.target.name);
+          if (!again.ok()) return again.status();
+          if (jsonString(*again, "/metadata/resourceVersion") == jsonString(*prod, "/metadata/resourceVersion"))
+            return rollbackFailed(p, absl::StrCat("the API server refused the restored spec of ", p.spec.target.key(),
+                                                  ": ", r.status().message(), "; production needs a person"));
+        }
+        return r.status();  // a conflict: read again, with backoff
+      }
       if (r.ok()) generation = jsonInt(*r, "/metadata/generation");
       failpoint("rollback.afterWorkload");
     }
@@ -501,6 +541,17 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
     return finishRollback(p, absl::StrCat(p.spec.target.key(), " no longer exists"));
   }
   return Action::requeue(options_.pollInterval);
+}
+
+// Terminal: the rollback could not be written or did not become healthy.
+PatchReconciler::Step PatchReconciler::rollbackFailed(Pass& p, const std::string& msg) {
+  p.status.erase("intent");
+  setCondition(p, condition::kRolledBack, false, reason::kRollbackFailed, msg);
+  p.afterWrite.push_back([m = metrics_] { m->rollbackFailed(); });
+  if (!p.status.contains("finishedAt")) p.status["finishedAt"] = timeString(p.now);
+  setCondition(p, condition::kReady, false, reason::kRollbackFailed, msg);
+  transition(p, v1::phase::kFailed, reason::kRollbackFailed, msg, runtime::EventType::kWarning);
+  return Action::await();
 }
 
 PatchReconciler::Step PatchReconciler::finishRollback(Pass& p, const std::string& health) {
@@ -533,16 +584,10 @@ PatchReconciler::Step PatchReconciler::verifyRollback(Pass& p) {
   if (h.healthy) return finishRollback(p, h.message);
   double waited = secondsSince(jsonString(p.status, "/rollback/at"), p.now);
   if (h.failed || waited > static_cast<double>(p.spec.verificationTimeoutSeconds)) {
-    std::string msg = absl::StrCat("rolled back to ", jsonString(p.status, "/rollback/revision"),
-                                   " but the restored workload is not healthy", h.failed ? ": " : " within ",
-                                   h.failed ? "" : absl::StrCat(p.spec.verificationTimeoutSeconds, "s: "), h.message,
-                                   "; production needs a person");
-    setCondition(p, condition::kRolledBack, false, reason::kRollbackFailed, msg);
-    p.afterWrite.push_back([m = metrics_] { m->rollbackFailed(); });
-    if (!p.status.contains("finishedAt")) p.status["finishedAt"] = timeString(p.now);
-    setCondition(p, condition::kReady, false, reason::kRollbackFailed, msg);
-    transition(p, v1::phase::kFailed, reason::kRollbackFailed, msg, runtime::EventType::kWarning);
-    return Action::await();
+    return rollbackFailed(p, absl::StrCat("rolled back to ", jsonString(p.status, "/rollback/revision"),
+                                          " but the restored workload is not healthy", h.failed ? ": " : " within ",
+                                          h.failed ? "" : absl::StrCat(p.spec.verificationTimeoutSeconds, "s: "),
+                                          h.message, "; production needs a person"));
   }
   p.status["message"] = absl::StrCat("rolling back to ", jsonString(p.status, "/rollback/revision"), ": ", h.message);
   return Action::requeue(options_.pollInterval);

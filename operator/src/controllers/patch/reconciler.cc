@@ -401,7 +401,7 @@ namespace {
 bool inFlight(const std::string& phase) {
   return phase == v1::phase::kProvisioning || phase == v1::phase::kTesting ||
          phase == v1::phase::kAwaitingApproval || phase == v1::phase::kPromoting ||
-         phase == v1::phase::kVerifying;
+         phase == v1::phase::kVerifying || phase == v1::phase::kRollingBack;
 }
 }  // namespace
 
@@ -455,6 +455,9 @@ PatchReconciler::Step PatchReconciler::queue(Pass& p) {
 // ---- approve ----------------------------------------------------------------
 
 PatchReconciler::Step PatchReconciler::approve(Pass& p) {
+  // Decided once: after the promotion intent, approvals cannot undo a write
+  // that may have landed (a rejection then is a cancel, which rolls back).
+  if (p.status.contains("intent") || p.status.contains("promotion")) return std::nullopt;
   if (!p.spec.approvalRequired) {
     setCondition(p, condition::kApproved, true, reason::kNotRequired, "this patch needs no approval");
     return std::nullopt;
@@ -561,6 +564,8 @@ absl::StatusOr<Action> PatchReconciler::cleanup(Pass& p) {
         if (phase != v1::phase::kRollingBack || p.status.contains("intent")) {
           Step r = rollback(p, "PatchDeleted", "the patch was deleted before production was verified");
           if (!r.ok()) return r.status();
+          double restore = secondsSince(jsonString(p.status, "/promotion/promotedAt"), p.now);
+          metrics_->rolledBack("PatchDeleted", restore);
         }
       }
     }

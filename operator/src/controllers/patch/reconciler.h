@@ -140,6 +140,7 @@ class PatchReconciler final : public runtime::Reconciler {
   Step rollback(Pass& p, const std::string& cause, const std::string& why);
   Step verifyRollback(Pass& p);
   Step finishRollback(Pass& p, const std::string& health);
+  Step rollbackFailed(Pass& p, const std::string& message);
   absl::Status fence() const;
   // Writes status now (the write-ahead intent), not at the end of the pass.
   absl::Status persist(Pass& p);

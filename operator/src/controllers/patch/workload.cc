@@ -141,12 +141,25 @@ std::string matchLabelsSelector(const Json& workload) {
   return absl::StrJoin(parts, ",");
 }
 
+int64_t PodTrouble::restartsSince(const Json& baseline) const {
+  int64_t more = 0;
+  for (auto& [uid, n] : byPod.items()) {
+    int64_t before = baseline.is_object() ? baseline.value(uid, int64_t{0}) : 0;
+    if (n.get<int64_t>() > before) more += n.get<int64_t>() - before;
+  }
+  return more;
+}
+
 PodTrouble podTrouble(const Json& pods) {
   PodTrouble t;
   for (const auto& pod : pods.value("items", Json::array())) {
     if (!jsonString(pod, "/metadata/deletionTimestamp").empty()) continue;  // going away
+    std::string uid = jsonString(pod, "/metadata/uid");
+    if (uid.empty()) uid = jsonString(pod, "/metadata/name");
     for (const auto& cs : jsonAt(pod, "/status/containerStatuses")) {
-      t.restarts += cs.value("restartCount", int64_t{0});
+      int64_t n = cs.value("restartCount", int64_t{0});
+      t.restarts += n;
+      t.byPod[uid] = t.byPod.value(uid, int64_t{0}) + n;
       std::string waiting = jsonString(cs, "/state/waiting/reason");
       if (t.problem.empty() && (waiting == "CrashLoopBackOff" || waiting == "ErrImagePull" ||
                                 waiting == "ImagePullBackOff" || waiting == "CreateContainerConfigError")) {

@@ -44,7 +44,11 @@ std::string matchLabelsSelector(const Json& workload);
 // in total, and the first container that is crash-looping or cannot start.
 struct PodTrouble {
   int64_t restarts = 0;
+  Json byPod = Json::object();  // pod uid -> restarts of its containers
   std::string problem;
+  // Restarts since `baseline` (a byPod of earlier), pod by pod: pods that
+  // went away do not hide new restarts; new pods count from zero.
+  int64_t restartsSince(const Json& baseline) const;
 };
 PodTrouble podTrouble(const Json& podList);
 

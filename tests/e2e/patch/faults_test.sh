@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# The fault table, on the real node: the operator is killed right after each
+# write of a Patch's life (tests/e2e/patch/faults.txt, failpoints of
+# kube/failpoint_client.h) and started again, and what it leaves must hold:
+#   at each kill   the state the row promises (e.g. after the production
+#                  workload write: production runs v2, status still holds the
+#                  promotion intent);
+#   at the end     the Patch ends in the phase it should (good: Succeeded, bad:
+#                  RolledBack); one environment namespace ever; one rollback
+#                  point; production equals the promoted spec (good) or the
+#                  original (bad); no re-test, one promotion in the history;
+#                  the change record says what happened.
+# Then two faults that are not crashes:
+#   revert         production reverted by a person during verification: the
+#                  Patch fails with reason Reverted, never Succeeded;
+#   apiserver      the API server frozen (SIGSTOP) for 20 s while verifying:
+#                  the operator stays up and the Patch still succeeds.
+# Prints the table failpoint x outcome.
+# Usage: faults_test.sh CHAIN|revert|apiserver OPERATOR_BINARY   (CHAIN: good, bad)
+# Env: PATCHGATE_TEST_CLUSTER (default pg-e2e), PATCHCTL (the change record).
+SCENARIO=${1:?usage: $0 good|bad|revert|apiserver OPERATOR_BINARY}
+OPERATOR=${2:?usage: $0 SCENARIO OPERATOR_BINARY}
+source "$(dirname "$0")/lib.sh"
+CLUSTER=${PATCHGATE_TEST_CLUSTER:-pg-e2e}
+KUBECONFIG=$("$ROOT/hack/cluster" kubeconfig --name "$CLUSTER")
+export KUBECONFIG
+k apply -f "$ROOT/crds/" >/dev/null
+TABLE=$(dirname "$0")/faults.txt
+
+# status FIELD-PATH -> a jsonpath of the Patch
+pstatus() { k get patch -n "$NS" "$PATCH" -o jsonpath="{.status.$1}" 2>/dev/null || true; }
+uid() { k get patch -n "$NS" "$PATCH" -o jsonpath='{.metadata.uid}'; }
+env_names() { k get ns -l "patchgate.dev/patch-uid=$(uid)" -o jsonpath='{.items[*].metadata.name}' 2>/dev/null || true; }
+ENVS_SEEN=""
+note_envs() { local e; for e in $(env_names); do [[ " $ENVS_SEEN " == *" $e "* ]] || ENVS_SEEN="$ENVS_SEEN $e"; done; }
+
+# The state each row promises at its kill ("" when the row promises only that
+# the operator resumes).
+check_at_kill() { # CHAIN FAILPOINT -> prints what was checked; fails if it does not hold
+  local v c intent
+  v=$(prod_env VERSION) c=$(prod_config POOL) intent=$(pstatus intent.action)
+  case "$1 $2" in
+    "good after:create:controllerrevisions")
+      [[ $v == v1 && $c == 16 && $(revisions) == 1 && -z $intent ]] || return 1
+      echo "rollback point stored; production untouched" ;;
+    "good after:updateStatus:patches:Promoting")
+      [[ $intent == Promote && $v == v1 && $c == 16 ]] || return 1
+      echo "intent Promote recorded; production untouched" ;;
+    "good after:patch:configmaps")
+      [[ $intent == Promote && $v == v1 && $c == 64 ]] || return 1
+      echo "config POOL=64 before the workload; intent still open" ;;
+    "good after:patch:deployments")
+      [[ $intent == Promote && $v == v2 && $(pstatus phase) == Promoting ]] || return 1
+      echo "production runs v2; status still says Promoting with the intent" ;;
+    "good after:updateStatus:patches:Verifying")
+      [[ -z $intent && $v == v2 && $c == 64 ]] || return 1
+      echo "promotion recorded" ;;
+    "bad after:updateStatus:patches:RollingBack")
+      [[ $intent == Rollback && $v == v2 ]] || return 1
+      echo "intent Rollback recorded; production still patched" ;;
+    "bad after:patch:configmaps")
+      [[ $intent == Rollback && $c == 16 && $v == v2 ]] || return 1
+      echo "config restored before the workload" ;;
+    "bad after:patch:deployments")
+      [[ $intent == Rollback && $v == v1 ]] || return 1
+      echo "workload restored; not yet in status" ;;
+    *) echo "-" ;;
+  esac
+}
+
+ROWS=()
+row() { ROWS+=("$(printf '%-42s %-5s %-17s %-12s %s' "$@")"); }
+print_table() {
+  say "fault table ($SCENARIO):"
+  printf '  %-42s %-5s %-17s %-12s %s\n' FAILPOINT CHAIN "PHASE AT KILL" OUTCOME "CHECKED AT THE KILL"
+  for r in "${ROWS[@]}"; do printf '  %s\n' "$r"; done
+}
+
+# Creates the chain's Patch.
+start_patch() {
+  case $SCENARIO in
+    good|revert|apiserver)
+      PATCH=fix
+      patch_yaml "$PATCH" v2 "$(smoke_test v2)" | k apply -f - >/dev/null ;;
+    bad)
+      PATCH=crash-in-prod
+      # Works in the copy, crashes in production's namespace: verification fails.
+      patch_yaml "$PATCH" v2 "$(smoke_test v2)" |
+        sed "s|env: \[{name: VERSION, value: \"v2\"}\]}\]}}}|env: [{name: VERSION, value: \"v2\"}, {name: PROD_NS, value: $NS}, {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}], command: [/bin/sh, -c, 'if [ \"\$POD_NS\" = \"\$PROD_NS\" ]; then echo crashing in production; exit 1; fi; exec /app/start']}]}}}|; s/timeoutSeconds: 60, bakeSeconds: 5}/timeoutSeconds: 25, bakeSeconds: 5}/" |
+        k apply -f - >/dev/null ;;
+  esac
+}
+
+run_chain() {
+  local chain=$1 fp what n=0
+  while read -r fp c what <&3; do
+    [[ -z $fp || $fp == \#* || $c != "$chain" ]] && continue
+    n=$((n + 1))
+    # Without leader election: a killed leader's Lease would hold each
+    # restart for 15 s (takeover is the restart story's and the chart's).
+    PATCHGATE_FAILPOINTS=$fp start_operator --watch-namespaces "$NS" --leader-elect=false
+    [[ $n == 1 ]] && start_patch
+    local fired=false i
+    for i in $(seq 400); do
+      kill -0 "$OP_PID" 2>/dev/null || { fired=true; break; }
+      sleep 0.5
+    done
+    if ! $fired; then
+      row "$fp" "$chain" "$(pstatus phase)" "NOT REACHED" "$what"
+      stop_operator
+      print_table
+      fail "failpoint $fp was not reached within 200 s"
+    fi
+    local rc=0
+    wait "$OP_PID" 2>/dev/null || rc=$?
+    OP_PID=""
+    grep -q "\"failpoint\":\"$fp\"" "$WORK/operator.log" ||
+      { print_table; fail "the operator exited (code $rc) but not at failpoint $fp"; }
+    note_envs
+    local ph checked
+    ph=$(pstatus phase)
+    if ! checked=$(check_at_kill "$chain" "$fp"); then
+      row "$fp" "$chain" "$ph" "WRONG STATE" "VERSION=$(prod_env VERSION) POOL=$(prod_config POOL) intent=$(pstatus intent.action)"
+      print_table
+      fail "after $fp the state is not what the row promises"
+    fi
+    row "$fp" "$chain" "$ph" "killed" "$checked"
+  done 3< "$TABLE"
+}
+
+# The end state, with the operator started without failpoints.
+check_end() { # WANT-PHASE VERSION POOL
+  start_operator --watch-namespaces "$NS"
+  wait_phase "$PATCH" 300 Succeeded Failed RolledBack
+  note_envs
+  local got; got=$(phase "$PATCH")
+  [[ $got == "$1" ]] || { print_table; fail "ended $got, expected $1"; }
+  k rollout status -n "$NS" deploy/checkout --timeout=120s >/dev/null || fail "production is not healthy"
+  [[ $(prod_env VERSION) == "$2" && $(prod_config POOL) == "$3" ]] ||
+    fail "production runs VERSION=$(prod_env VERSION) POOL=$(prod_config POOL), expected $2/$3"
+  local envs; envs=$(wc -w <<<"$ENVS_SEEN")
+  (( envs <= 1 )) || fail "more than one environment namespace:$ENVS_SEEN"
+  [[ $(revisions) == 1 ]] || fail "expected one rollback point, found $(revisions)"
+  [[ -z $(pstatus retests) && -z $(pstatus intent) ]] || fail "re-tested or an intent left: retests=$(pstatus retests) intent=$(pstatus intent)"
+  local hist; hist=$(pstatus 'history[*].phase')
+  [[ $(tr ' ' '\n' <<<"$hist" | grep -c '^Verifying$') == 1 ]] || fail "promoted more than once: $hist"
+  if [[ -n ${PATCHCTL:-} ]]; then
+    "$PATCHCTL" --kubeconfig "$KUBECONFIG" report "$PATCH" -n "$NS" > "$WORK/report.md" || fail "patchctl report failed"
+    grep -qF -- "$1" "$WORK/report.md" || fail "the change record does not say $1"
+    grep -qF -- "checkout-pg-1" "$WORK/report.md" || fail "the change record does not name the rollback point"
+  fi
+  row "(restart, no failpoint)" "$SCENARIO" "$got" "ok" "VERSION=$2 POOL=$3, environments:${ENVS_SEEN:- none}, 1 rollback point, history: $hist"
+}
+
+case $SCENARIO in
+  good|bad)
+    setup_app "faults-$SCENARIO"
+    say "GIVEN a Patch ($SCENARIO chain) and an operator killed right after each write of its life"
+    run_chain "$SCENARIO"
+    if [[ $SCENARIO == good ]]; then
+      check_end Succeeded v2 64
+      # The last kill was right after the environment was deleted: the restart records it.
+      for _ in $(seq 60); do [[ -n $(pstatus environment.deletedAt) ]] && break; sleep 1; done
+      [[ -n $(pstatus environment.deletedAt) ]] || fail "the environment's deletion was never recorded"
+    else
+      check_end RolledBack v1 16
+      [[ -z $(k get deploy -n "$NS" checkout -o jsonpath='{.spec.template.spec.containers[0].command}') ]] ||
+        fail "the crashing command is still in production"
+    fi
+    print_table ;;
+  revert)
+    setup_app faults-revert
+    run_chain revert  # killed right after the finalizer went on; then no more kills
+    start_operator --watch-namespaces "$NS" --leader-elect=false
+    say "GIVEN a Patch in Verifying (bake 5 s); WHEN a person puts v1 back in production"
+    wait_phase "$PATCH" 300 Verifying Succeeded Failed
+    [[ $(phase "$PATCH") == Verifying ]] || fail "never saw Verifying"
+    k set env -n "$NS" deploy/checkout VERSION=v1 >/dev/null
+    wait_phase "$PATCH" 120 Succeeded Failed RolledBack
+    [[ $(phase "$PATCH") == Failed ]] || fail "a reverted Patch ended $(phase "$PATCH")"
+    [[ $(k get patch -n "$NS" "$PATCH" -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}') == Reverted ]] ||
+      fail "reason is not Reverted"
+    k get events -n "$NS" --field-selector reason=Reverted -o name | grep -q . || fail "no Reverted event"
+    say "THEN it failed with reason Reverted: $(k get patch -n "$NS" "$PATCH" -o jsonpath='{.status.message}')"
+    print_table ;;
+  apiserver)
+    setup_app faults-apiserver
+    APISERVER_PID=$(cat "${PATCHGATE_CACHE:-$HOME/.cache/patchgate}/clusters/$CLUSTER/pids/kube-apiserver.pid")
+    [[ -d /proc/$APISERVER_PID ]] || fail "cannot find the API server's process"
+    thaw() { kill -CONT "$APISERVER_PID" 2>/dev/null || true; }
+    trap 'thaw; cleanup' EXIT
+    start_operator --watch-namespaces "$NS"
+    start_patch
+    wait_phase "$PATCH" 300 Verifying Succeeded Failed
+    say "WHEN the API server is frozen (SIGSTOP) for 20 s while the Patch verifies"
+    kill -STOP "$APISERVER_PID"
+    sleep 20
+    thaw
+    kill -0 "$OP_PID" 2>/dev/null || fail "the operator died while the API server was away"
+    wait_phase "$PATCH" 300 Succeeded Failed RolledBack
+    [[ $(phase "$PATCH") == Succeeded ]] || fail "ended $(phase "$PATCH") after the API server came back"
+    [[ $(prod_env VERSION) == v2 ]] || fail "production does not run v2"
+    say "THEN the operator stayed up and the Patch succeeded" ;;
+  *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
+esac
+say "PASS: faults $SCENARIO"
