@@ -79,9 +79,12 @@ print_table() {
 # Creates the chain's Patch.
 start_patch() {
   case $SCENARIO in
-    good|revert|apiserver)
+    good|apiserver)
       PATCH=fix
       patch_yaml "$PATCH" v2 "$(smoke_test v2)" | k apply -f - >/dev/null ;;
+    revert)  # a long bake: the person reverts while it runs
+      PATCH=fix
+      patch_yaml "$PATCH" v2 "$(smoke_test v2)" | sed 's/bakeSeconds: 5}/bakeSeconds: 120}/' | k apply -f - >/dev/null ;;
     bad)
       PATCH=crash-in-prod
       # Works in the copy, crashes in production's namespace: verification fails.
@@ -91,41 +94,56 @@ start_patch() {
   esac
 }
 
+# Runs one chain of faults.txt: the operator armed with the failpoints of all
+# the rows not yet done dies at the first it meets; the rows before that one
+# were folded into it (allowed unless "must"); then again with the rest.
 run_chain() {
-  local chain=$1 fp what n=0
-  while read -r fp c what <&3; do
+  local chain=$1 fp c must what
+  local -a fps=() musts=() whats=()
+  while read -r fp c must what <&3; do
     [[ -z $fp || $fp == \#* || $c != "$chain" ]] && continue
-    n=$((n + 1))
-    # Without leader election: a killed leader's Lease would hold each
-    # restart for 15 s (takeover is the restart story's and the chart's).
-    PATCHGATE_FAILPOINTS=$fp start_operator --watch-namespaces "$NS" --leader-elect=false
-    [[ $n == 1 ]] && start_patch
-    local fired=false i
-    for i in $(seq 400); do
-      kill -0 "$OP_PID" 2>/dev/null || { fired=true; break; }
+    fps+=("$fp") musts+=("$must") whats+=("$what")
+  done 3< "$TABLE"
+  local i=0 j k armed fired
+  while (( i < ${#fps[@]} )); do
+    armed=$(printf '%s\n' "${fps[@]:i}" | awk '!seen[$0]++' | paste -sd, -)
+    PATCHGATE_FAILPOINTS=$armed start_operator --watch-namespaces "$NS" --leader-elect=false
+    [[ -z ${PATCH:-} ]] && start_patch
+    local exited=false
+    for _ in $(seq 400); do
+      kill -0 "$OP_PID" 2>/dev/null || { exited=true; break; }
       sleep 0.5
     done
-    if ! $fired; then
-      row "$fp" "$chain" "$(pstatus phase)" "NOT REACHED" "$what"
+    if ! $exited; then
+      for (( k = i; k < ${#fps[@]}; k++ )); do row "${fps[k]}" "$chain" "$(pstatus phase)" "NOT REACHED" "${whats[k]}"; done
       stop_operator
       print_table
-      fail "failpoint $fp was not reached within 200 s"
+      fail "none of the failpoints $armed was reached within 200 s"
     fi
-    local rc=0
-    wait "$OP_PID" 2>/dev/null || rc=$?
+    wait "$OP_PID" 2>/dev/null || true
     OP_PID=""
-    grep -q "\"failpoint\":\"$fp\"" "$WORK/operator.log" ||
-      { print_table; fail "the operator exited (code $rc) but not at failpoint $fp"; }
+    fired=$(grep '"failpoint hit' "$WORK/operator.log" | tail -1 | sed 's/.*"failpoint":"\([^"]*\)".*/\1/')
+    for (( j = i; j < ${#fps[@]}; j++ )); do [[ ${fps[j]} == "$fired" ]] && break; done
+    (( j < ${#fps[@]} )) || { print_table; fail "the operator exited, not at one of $armed (last failpoint: ${fired:-none})"; }
+    for (( k = i; k < j; k++ )); do
+      if [[ ${musts[k]} == yes ]]; then
+        row "${fps[k]}" "$chain" "$(pstatus phase)" "SKIPPED" "${whats[k]}"
+        print_table
+        fail "${fps[k]} must come before $fired but did not happen"
+      fi
+      row "${fps[k]}" "$chain" "" "folded" "done within the write below"
+    done
     note_envs
     local ph checked
     ph=$(pstatus phase)
-    if ! checked=$(check_at_kill "$chain" "$fp"); then
-      row "$fp" "$chain" "$ph" "WRONG STATE" "VERSION=$(prod_env VERSION) POOL=$(prod_config POOL) intent=$(pstatus intent.action)"
+    if ! checked=$(check_at_kill "$chain" "$fired"); then
+      row "$fired" "$chain" "$ph" "WRONG STATE" "VERSION=$(prod_env VERSION) POOL=$(prod_config POOL) intent=$(pstatus intent.action)"
       print_table
-      fail "after $fp the state is not what the row promises"
+      fail "after $fired the state is not what the row promises"
     fi
-    row "$fp" "$chain" "$ph" "killed" "$checked"
-  done 3< "$TABLE"
+    row "$fired" "$chain" "$ph" "killed" "$checked"
+    i=$((j + 1))
+  done
 }
 
 # The end state, with the operator started without failpoints.
@@ -156,6 +174,13 @@ case $SCENARIO in
   good|bad)
     setup_app "faults-$SCENARIO"
     say "GIVEN a Patch ($SCENARIO chain) and an operator killed right after each write of its life"
+    if [[ $SCENARIO == bad ]]; then  # its chain starts once production runs the change
+      start_operator --watch-namespaces "$NS" --leader-elect=false
+      start_patch
+      wait_phase "$PATCH" 300 Verifying RolledBack Succeeded Failed
+      [[ $(phase "$PATCH") == Verifying ]] || fail "never saw Verifying"
+      stop_operator
+    fi
     run_chain "$SCENARIO"
     if [[ $SCENARIO == good ]]; then
       check_end Succeeded v2 64
@@ -172,7 +197,7 @@ case $SCENARIO in
     setup_app faults-revert
     run_chain revert  # killed right after the finalizer went on; then no more kills
     start_operator --watch-namespaces "$NS" --leader-elect=false
-    say "GIVEN a Patch in Verifying (bake 5 s); WHEN a person puts v1 back in production"
+    say "GIVEN a Patch in Verifying (a 120 s bake); WHEN a person puts v1 back in production"
     wait_phase "$PATCH" 300 Verifying Succeeded Failed
     [[ $(phase "$PATCH") == Verifying ]] || fail "never saw Verifying"
     k set env -n "$NS" deploy/checkout VERSION=v1 >/dev/null

@@ -191,6 +191,10 @@ absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj
     p.status["startedAt"] = timeString(p.now);
     transition(p, v1::phase::kPending, "Created", "patch received");
   }
+  // The pass that puts the finalizer on ends there: its status would be
+  // written against the snapshot the finalizer write just outdated (a certain
+  // 409). The watch event of that write brings the next pass.
+  const bool addingFinalizer = !runtime::isDeleting(*obj) && !runtime::hasFinalizer(*obj, v1::kFinalizer);
   auto action = runtime::withFinalizer(
       client_, kube::resources::kPatch, *obj, v1::kFinalizer,
       [&](runtime::FinalizerEvent ev) -> absl::StatusOr<Action> {
@@ -202,6 +206,7 @@ absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj
     lastWritten_.erase(key);
     return action;
   }
+  if (addingFinalizer && action.ok()) return action;
   // Even when a step failed, what it learned (a condition, a phase) is kept.
   absl::Status written = syncStatus(p);
   if (!action.ok()) return action;
