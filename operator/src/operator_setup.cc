@@ -91,12 +91,12 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
   manager.add(b->approvals, /*needsLeader=*/false);
   manager.add(std::make_shared<OwningController>(std::move(b)), /*needsLeader=*/true);
 
-  manager.addHealthzCheck("patch-informer", [informer] {
-    return informer->hasSynced() && !informer->healthy() ? std::string("watch on patches is failing")
-                                                         : std::string();
-  });
+  // Liveness stays up while the API server is away (a restart would not
+  // bring it back, and both replicas would crash-loop through an API server
+  // upgrade); readiness says why.
   manager.addReadyzCheck("patch-informer", [informer] {
-    return informer->hasSynced() ? std::string() : std::string("patch cache not synced yet");
+    if (!informer->hasSynced()) return std::string("patch cache not synced yet");
+    return informer->healthy() ? std::string() : std::string("watch on patches is failing (API server unreachable?)");
   });
   return absl::OkStatus();
 }

@@ -115,7 +115,7 @@ void LeaderElector::run(std::stop_token stop) {
     lastRenew = clock_.now();  // the lease counts from before the request was sent
     if (tryAcquireOrRenew()) break;
     // client-go's JitterFactor 1.2 on the retry period.
-    if (!sleep(stop, config_.retryPeriod + config_.retryPeriod / 5)) return;
+    if (!sleep(stop, config_.candidateRetryPeriod + config_.candidateRetryPeriod / 5)) return;
   }
   if (stop.stop_requested()) return;
   lastRenew_ = lastRenew.time_since_epoch().count();

@@ -13,14 +13,19 @@
 
 namespace patchgate::runtime {
 
-// client-go's numbers: lease 15 s, renew deadline 10 s, retry every 2 s.
+// The leader renews every 2 s and gives up after 8 s without a renewal; a
+// candidate looks every second and takes a lease not renewed for 12 s. So a
+// standby leads within ~14.5 s of the leader's death (lease + one look + the
+// leader's renew period), and within ~1 s of a clean release (SIGTERM).
+// (client-go uses 15/10/2 s and looks at the renew period.)
 struct LeaderElectionConfig {
   std::string leaseNamespace;
   std::string leaseName;
   std::string identity;  // unique per process: pod name + random suffix
-  std::chrono::milliseconds leaseDuration{15000};
-  std::chrono::milliseconds renewDeadline{10000};
-  std::chrono::milliseconds retryPeriod{2000};
+  std::chrono::milliseconds leaseDuration{12000};
+  std::chrono::milliseconds renewDeadline{8000};
+  std::chrono::milliseconds retryPeriod{2000};           // the leader's renewals
+  std::chrono::milliseconds candidateRetryPeriod{1000};  // a candidate's looks at the lease
   bool releaseOnCancel = true;
 };
 

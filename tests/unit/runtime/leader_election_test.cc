@@ -39,7 +39,7 @@ TEST_F(LeaderElectionTest, TheFirstCandidateCreatesTheLeaseAndLeads) {
   Json l = lease();
   ASSERT_FALSE(l.is_null());
   EXPECT_EQ(l["spec"]["holderIdentity"], "a");
-  EXPECT_EQ(l["spec"]["leaseDurationSeconds"], 15);
+  EXPECT_EQ(l["spec"]["leaseDurationSeconds"], 12);
   EXPECT_EQ(l["spec"]["leaseTransitions"], 0);
   EXPECT_EQ(l["spec"]["acquireTime"], formatMicroTime(clock_.now()));
   EXPECT_EQ(l["spec"]["renewTime"], formatMicroTime(clock_.now()));
@@ -74,7 +74,7 @@ TEST_F(LeaderElectionTest, ASecondCandidateWaitsUntilTheLeaseExpires) {
 
   // a stops renewing. b judges expiry by its own clock from when it last saw
   // the record change (its previous call).
-  clock_.advance(14s);
+  clock_.advance(11s);  // leaseDuration 12 s
   EXPECT_FALSE(b.tryAcquireOrRenew());
   clock_.advance(1s);
   EXPECT_TRUE(b.tryAcquireOrRenew());
@@ -139,7 +139,7 @@ TEST_F(LeaderElectionTest, RunGivesUpAfterTheRenewDeadline) {
     fake_.failNext("get", kube::apiError(503, "", "apiserver down"), "leases");
   auto lostAt = clock_.now();
   ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return stopped.load(); }));
-  EXPECT_GE(clock_.now() - lostAt, 10s);  // renewDeadline
+  EXPECT_GE(clock_.now() - lostAt, 8s);  // renewDeadline
   t.join();  // run() returns by itself
   EXPECT_FALSE(a.isLeader());
   // Not released: it could not reach the server anyway.
@@ -157,10 +157,10 @@ TEST_F(LeaderElectionTest, TheFenceClosesBeforeTheLeaseCanPassToAnother) {
   for (int i = 0; i < 100; ++i)
     fake_.failNext("get", kube::apiError(503, "", "apiserver down"), "leases");
   auto lastRenew = clock_.now();
-  // Still leading (renewDeadline 10 s not reached) but no longer sure with a 2 s margin after 8 s.
+  // Still leading (renewDeadline 8 s not reached) but no longer sure with a 2 s margin after 6 s.
   ASSERT_TRUE(advanceUntil(clock_, 100ms, [&] { return !a.leadingWithMargin(2s); }));
-  EXPECT_GE(clock_.now() - lastRenew, 8s);
-  EXPECT_LT(clock_.now() - lastRenew, 8s + 200ms);
+  EXPECT_GE(clock_.now() - lastRenew, 6s);
+  EXPECT_LT(clock_.now() - lastRenew, 6s + 200ms);
   EXPECT_TRUE(a.isLeader());  // it has not given up yet: only the fence is closed
   t.request_stop();
   t.join();

@@ -8,6 +8,7 @@
 
 #include "fakes/fake_client.h"
 #include "fakes/fake_clock.h"
+#include "kube/errors.h"
 #include "test_util.h"
 
 namespace patchgate {
@@ -64,6 +65,30 @@ TEST(MakeLeaderElectorTest, GaugeNamesTheLeaseAfterTheCallersLocalsAreGone) {
   t.request_stop();
   t.join();
   EXPECT_FALSE(lost);
+}
+
+// The API server away: the Patch watch fails; readiness says so, liveness
+// stays up (restarting would not bring the API server back, and both
+// replicas would crash-loop through an API server upgrade).
+TEST(SetupOperatorTest, AFailingWatchMakesTheOperatorUnreadyNotDead) {
+  FakeClock clock;
+  FakeClient client(clock);
+  metrics::Metrics metrics;
+  RandomImpl random(7);
+  runtime::Manager manager(quietLogger());
+  OperatorOptions options;
+  options.identity = "replica-a";
+  ASSERT_TRUE(setupOperator(manager, client, clock, random, metrics, quietLogger(), options).ok());
+  manager.start();
+  ASSERT_TRUE(eventually([&] { return manager.readyz().empty(); })) << manager.readyz();
+  for (int i = 0; i < 200; ++i)
+    client.failNext("watch", kube::apiError(503, "ServiceUnavailable", "apiserver is shutting down"));
+  client.interruptWatches(kube::transportError("connection reset"));
+  ASSERT_TRUE(patchgate::testing::advanceUntil(clock, std::chrono::milliseconds(100), [&] {
+    return manager.readyz().find("watch on patches is failing") != std::string::npos;
+  })) << manager.readyz();
+  EXPECT_EQ(manager.healthz(), "");
+  manager.stop();
 }
 
 // Losing the lease (renewals fail past the renew deadline) sets the gauge to
