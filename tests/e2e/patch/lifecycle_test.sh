@@ -54,7 +54,7 @@ story_rollback() {
   setup_app rollback
   start_operator
   say "GIVEN a Patch that works in the test copy but crashes in production's namespace"
-  patch_yaml crash-in-prod v2 "$(smoke_test v2)" | sed "s|env: \[{name: VERSION, value: \"v2\"}\]}\]}}}|env: [{name: VERSION, value: \"v2\"}, {name: PROD_NS, value: $NS}, {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}], command: [/bin/sh, -c, 'if [ \"\$POD_NS\" = \"\$PROD_NS\" ]; then echo crashing in production; exit 1; fi; exec /app/start']}]}}}|; s/timeoutSeconds: 60}/timeoutSeconds: 25}/" | k apply -f - >/dev/null
+  patch_yaml crash-in-prod v2 "$(smoke_test v2)" | sed "s|env: \[{name: VERSION, value: \"v2\"}\]}\]}}}|env: [{name: VERSION, value: \"v2\"}, {name: PROD_NS, value: $NS}, {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}], command: [/bin/sh, -c, 'if [ \"\$POD_NS\" = \"\$PROD_NS\" ]; then echo crashing in production; exit 1; fi; exec /app/start']}]}}}|; s/timeoutSeconds: 60, bakeSeconds: 5}/timeoutSeconds: 25, bakeSeconds: 5}/" | k apply -f - >/dev/null
   wait_phase crash-in-prod 300 RolledBack Succeeded Failed
   [[ $(phase crash-in-prod) == RolledBack ]] || fail "expected RolledBack"
   k rollout status -n "$NS" deploy/checkout --timeout=120s >/dev/null || fail "production did not recover"
@@ -255,7 +255,7 @@ story_metrics() {
   wait_phase good 240 Succeeded Failed RolledBack
   patch_yaml failing v2b "$(smoke_test v3)" | k apply -f - >/dev/null
   wait_phase failing 240 Failed Succeeded RolledBack
-  patch_yaml crash v4 "$(smoke_test v4)" | sed "s|env: \[{name: VERSION, value: \"v4\"}\]}\]}}}|env: [{name: VERSION, value: \"v4\"}, {name: PROD_NS, value: $NS}, {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}], command: [/bin/sh, -c, 'if [ \"\$POD_NS\" = \"\$PROD_NS\" ]; then exit 1; fi; exec /app/start']}]}}}|; s/timeoutSeconds: 60}/timeoutSeconds: 25}/" | k apply -f - >/dev/null
+  patch_yaml crash v4 "$(smoke_test v4)" | sed "s|env: \[{name: VERSION, value: \"v4\"}\]}\]}}}|env: [{name: VERSION, value: \"v4\"}, {name: PROD_NS, value: $NS}, {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}], command: [/bin/sh, -c, 'if [ \"\$POD_NS\" = \"\$PROD_NS\" ]; then exit 1; fi; exec /app/start']}]}}}|; s/timeoutSeconds: 60, bakeSeconds: 5}/timeoutSeconds: 25, bakeSeconds: 5}/" | k apply -f - >/dev/null
   wait_phase crash 300 RolledBack Succeeded Failed
   say "THEN /metrics tells the same story:"
   expect_metric 1 patchgate_promotions_total

@@ -1042,6 +1042,28 @@ TEST_F(PatchReconcilerTest, RollbackRestoresTheWholeSpecAndBinaryDataConfigFirst
   reconcileUntil("fix", api::v1alpha1::phase::kRolledBack);
 }
 
+TEST_F(PatchReconcilerTest, RollbackLeavesConfigThePatchDidNotChangeAlone) {
+  // The pods also read a ConfigMap the Patch does not change; a person edits
+  // it during verification. The rollback restores only what the Patch changed.
+  client_.seed(res::kConfigMap, Json::parse(R"({"apiVersion":"v1","kind":"ConfigMap",
+      "metadata":{"name":"flags","namespace":"shop"},"data":{"NEW_UI":"off"}})"));
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["containers"][0]["envFrom"].push_back({{"configMapRef", {{"name", "flags"}}}});
+  client_.seed(res::kDeployment, prod);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  createPatch("fix", {{"change", {{"patch",
+      "spec: {template: {spec: {containers: [{name: app, image: 'demo:1', envFrom: [{configMapRef: {name: checkout-config}}, {configMapRef: {name: flags}}], env: [{name: VERSION, value: v2}]}]}}}"}}}});
+  driveToVerifying("fix");
+  Json flags = client_.object(res::kConfigMap, "shop", "flags");
+  flags["data"]["NEW_UI"] = "on";  // someone else's change, not the Patch's
+  client_.seed(res::kConfigMap, flags);
+  clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "flags")["data"]["NEW_UI"], "on");
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "16");
+  EXPECT_EQ(prodVersion(client_), "v1");
+}
+
 TEST_F(PatchReconcilerTest, ARollbackThatDoesNotBecomeHealthyIsRollbackFailed) {
   createPatch("fix");
   driveToVerifying("fix");
