@@ -67,9 +67,36 @@ absl::Status PatchReconciler::fence() const {
   return absl::OkStatus();
 }
 
-absl::Status PatchReconciler::persist(Pass& p) {
-  if (auto s = syncStatus(p); !s.ok()) return s;
+absl::Status PatchReconciler::persist(Pass& p) { return syncStatus(p); }
+
+// Puts back the config the Patch may already have written (from its rollback
+// point) and closes the promotion intent: the promotion stops short.
+absl::Status PatchReconciler::putConfigBack(Pass& p) {
+  auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
+  if (!rev.ok()) return rev.status();
+  if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+  p.status.erase("intent");
   return absl::OkStatus();
+}
+
+// Production changed under the Patch: re-test on the new base, or give up
+// after maxRetests.
+PatchReconciler::Step PatchReconciler::retestOrGiveUp(Pass& p, const std::string& why) {
+  if (p.status.value("retests", int64_t{0}) >= p.spec.maxRetests) {
+    fail(p, reason::kDriftLimit, absl::StrCat("production changed under the patch ", p.spec.maxRetests + 1,
+                                              " times; giving up instead of promoting untested changes"));
+    return Action::await();
+  }
+  if (auto s = resetForRetest(p, why); !s.ok()) return s;
+  return Action::requeue(options_.pollInterval);
+}
+
+// After a JSON patch of the target got a 422: a failed "test" op (the target
+// moved since `read`) or a refusal of the change itself (it did not move).
+absl::StatusOr<bool> PatchReconciler::targetMoved(Pass& p, const Json& read) {
+  auto again = client_.get(p.targetType, p.ns, p.spec.target.name);
+  if (!again.ok()) return again.status();
+  return jsonString(*again, "/metadata/resourceVersion") != jsonString(read, "/metadata/resourceVersion");
 }
 
 // Puts back the data and binaryData of the ConfigMaps/Secrets stored in a
@@ -206,12 +233,8 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
   auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
   if (!prod.ok()) {
     if (kube::isNotFound(prod.status())) {
-      if (p.status.contains("intent")) {  // our config may be written already: put it back
-        auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
-        if (!rev.ok()) return rev.status();
-        if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
-        p.status.erase("intent");
-      }
+      if (p.status.contains("intent"))  // our config may be written already
+        if (auto s = putConfigBack(p); !s.ok()) return s;
       fail(p, reason::kTargetVanished, absl::StrCat(p.spec.target.key(), " disappeared before promotion"));
       return Action::await();
     }
@@ -226,18 +249,8 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
   if (jsonString(p.status, "/intent/action") != kActionPromote) {
     // An operator from before write-ahead intents may have landed the write.
     bool landedEarlier = current == expected && p.status.contains("revision");
-    if (current != base && !landedEarlier) {
-      // Drift: production is no longer what the tests ran against.
-      if (p.status.value("retests", int64_t{0}) >= p.spec.maxRetests) {
-        fail(p, reason::kDriftLimit, absl::StrCat("production changed under the patch ", p.spec.maxRetests + 1,
-                                                  " times; giving up instead of promoting untested changes"));
-        return Action::await();
-      }
-      if (auto s = resetForRetest(p, absl::StrCat(p.spec.target.key(), " was changed since it was copied"));
-          !s.ok())
-        return s;
-      return Action::requeue(options_.pollInterval);
-    }
+    if (current != base && !landedEarlier)  // drift: not what the tests ran against
+      return retestOrGiveUp(p, absl::StrCat(p.spec.target.key(), " was changed since it was copied"));
     auto rev = ensureRevision(p, *prod);
     if (!rev.ok()) return rev.status();
     std::string revName = jsonString(*rev, "/metadata/name");
@@ -306,11 +319,9 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
       // the error is retried with backoff and the next pass sees what changed.
       bool raced = kube::isConflict(applied.status());
       if (!raced && change->type == kube::PatchType::kJson && kube::isInvalid(applied.status())) {
-        // A failed "test" op is a 422 too: production changed if its
-        // resourceVersion did.
-        auto again = client_.get(p.targetType, p.ns, p.spec.target.name);
-        if (!again.ok()) return again.status();
-        raced = jsonString(*again, "/metadata/resourceVersion") != jsonString(*prod, "/metadata/resourceVersion");
+        auto moved = targetMoved(p, *prod);
+        if (!moved.ok()) return moved.status();
+        raced = *moved;
       }
       if (!raced && refusedForGood(applied.status()))
         return abandonPromotion(p, absl::StrCat("the API server refused the change to ", p.spec.target.key(), ": ",
@@ -325,18 +336,8 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
   } else {
     // Someone changed production after the intent was recorded and before our
     // write: put back the config we may have written and re-test on the new base.
-    auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
-    if (!rev.ok()) return rev.status();
-    if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
-    p.status.erase("intent");
-    if (p.status.value("retests", int64_t{0}) >= p.spec.maxRetests) {
-      fail(p, reason::kDriftLimit, absl::StrCat("production changed under the patch ", p.spec.maxRetests + 1,
-                                                " times; giving up instead of promoting untested changes"));
-      return Action::await();
-    }
-    if (auto s = resetForRetest(p, absl::StrCat(p.spec.target.key(), " was changed while promoting")); !s.ok())
-      return s;
-    return Action::requeue(options_.pollInterval);
+    if (auto s = putConfigBack(p); !s.ok()) return s;
+    return retestOrGiveUp(p, absl::StrCat(p.spec.target.key(), " was changed while promoting"));
   }
 
   p.status.erase("intent");
@@ -354,10 +355,7 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
 // The workload write was refused for good after config was changed: config
 // goes back to the rollback point and the Patch fails with the server's words.
 PatchReconciler::Step PatchReconciler::abandonPromotion(Pass& p, const std::string& why) {
-  auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
-  if (!rev.ok()) return rev.status();
-  if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
-  p.status.erase("intent");
+  if (auto s = putConfigBack(p); !s.ok()) return s;
   fail(p, reason::kChangeRejected, absl::StrCat(why, "; production left as it was"));
   return Action::await();
 }
@@ -501,8 +499,7 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
     generation = jsonInt(*prod, "/metadata/generation");
     // Revisions written before the whole spec was stored hold the template only.
     Json spec = rev->value("data", Json::object()).value("spec", Json());
-    bool whole = spec.is_object();
-    if (!whole) {
+    if (!spec.is_object()) {
       spec = prod->value("spec", Json::object());
       spec["template"] = jsonAt(*rev, "/data/template");
     }
@@ -518,9 +515,9 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
       auto r = client_.patch(p.targetType, p.ns, p.spec.target.name, kube::PatchType::kJson, ops.dump());
       if (!r.ok() && !kube::isNotFound(r.status())) {
         if (kube::isInvalid(r.status())) {  // a failed "test" op (production moved) or a refused spec
-          auto again = client_.get(p.targetType, p.ns, p.spec.target.name);
-          if (!again.ok()) return again.status();
-          if (jsonString(*again, "/metadata/resourceVersion") == jsonString(*prod, "/metadata/resourceVersion"))
+          auto moved = targetMoved(p, *prod);
+          if (!moved.ok()) return moved.status();
+          if (!*moved)
             return rollbackFailed(p, absl::StrCat("the API server refused the restored spec of ", p.spec.target.key(),
                                                   ": ", r.status().message(), "; production needs a person"));
         }

@@ -135,6 +135,9 @@ class PatchReconciler final : public runtime::Reconciler {
   // promotion.cc: the writes to production and their intent records.
   absl::StatusOr<Json> ensureRevision(Pass& p, const Json& prod);
   Step abandonPromotion(Pass& p, const std::string& why);
+  absl::Status putConfigBack(Pass& p);
+  Step retestOrGiveUp(Pass& p, const std::string& why);
+  absl::StatusOr<bool> targetMoved(Pass& p, const Json& read);
   absl::Status restoreConfigs(Pass& p, const Json& configs);
   // `cause` is a bounded label for metrics; `why` the sentence for people.
   Step rollback(Pass& p, const std::string& cause, const std::string& why);
