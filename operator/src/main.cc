@@ -266,6 +266,23 @@ int main(int argc, char** argv) {
   }
   log.info("serving health probes", {{"port", (*health)->port()}});
 
+  // The lease is renewed on connections and a rate limit of its own, so the
+  // controllers' traffic cannot delay a renewal, with requests that give up
+  // after 3 s: a get and an update fit twice in the 8 s renew deadline, and
+  // a hung API server is noticed in time.
+  std::unique_ptr<kube::ClientImpl> leaseClient;
+  if (absl::GetFlag(FLAGS_leader_elect)) {
+    auto leaseTransport = kube::makeCpprestTransport(*config);
+    if (!leaseTransport.ok()) {
+      log.error("cannot create transport", {{"error", std::string(leaseTransport.status().message())}});
+      return 1;
+    }
+    leaseClient = std::make_unique<kube::ClientImpl>(std::move(*leaseTransport), "patchgate", 5, 10);
+    leaseClient->setRequestTimeout(std::chrono::seconds(3));
+    leaseClient->setRequestObserver([&metrics](const std::string& verb, int code, double secs) {
+      metrics.restRequest(verb, code, secs);
+    });
+  }
   std::unique_ptr<runtime::LeaderElector> elector;
   std::jthread electorThread;
   if (absl::GetFlag(FLAGS_leader_elect)) {
@@ -273,7 +290,7 @@ int main(int argc, char** argv) {
     le.leaseNamespace = operatorNamespace;
     le.leaseName = absl::GetFlag(FLAGS_leader_election_id);
     le.identity = identity;
-    elector = makeLeaderElector(manager, client, clock, metrics, log, std::move(le), [] { std::_Exit(1); });
+    elector = makeLeaderElector(manager, *leaseClient, clock, metrics, log, std::move(le));
     electorForFence->store(elector.get());
   }
 

@@ -118,9 +118,11 @@ std::unique_ptr<runtime::LeaderElector> makeLeaderElector(runtime::Manager& mana
     log.info("became leader; starting controllers", {{"identity", identity}});
     manager.startLeaderRunnables();
   };
-  cb.onStoppedLeading = [&metrics, log, lease, onLost = std::move(onLost)] {
+  cb.onStoppedLeading = [&metrics, &manager, log, lease, onLost = std::move(onLost)] {
     metrics.leaderElection(lease, false);
-    log.error("leader election lost; exiting so a fresh process can campaign");
+    log.error("leader election lost; stopping controllers, then campaigning again");
+    manager.stopLeaderRunnables();  // in-flight reconciles end; their production writes are fenced
+    log.info("controllers stopped; campaigning for the lease again");
     if (onLost) onLost();
   };
   cb.onNewLeader = [log, identity](const std::string& who) {

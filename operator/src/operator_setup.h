@@ -36,13 +36,14 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
 
 // The operator's leader elector: when it leads, the manager's leader-only
 // runnables start and leader_election_master_status{name=<lease>} reads 1;
-// when leadership is lost the gauge reads 0 and `onLost` runs (the operator
-// exits there). The callbacks own copies of everything they name except the
-// references passed in, which must outlive the elector.
+// when leadership is lost the gauge reads 0, the leader-only runnables stop
+// (waiting for in-flight reconciles), `onLost` runs if given, and the elector
+// campaigns again. The callbacks own copies of everything they name except
+// the references passed in, which must outlive the elector.
 std::unique_ptr<runtime::LeaderElector> makeLeaderElector(runtime::Manager& manager,
                                                           kube::Client& client, Clock& clock,
                                                           metrics::Metrics& metrics, const Logger& log,
                                                           runtime::LeaderElectionConfig config,
-                                                          std::function<void()> onLost);
+                                                          std::function<void()> onLost = {});
 
 }  // namespace patchgate

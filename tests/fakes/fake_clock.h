@@ -19,15 +19,22 @@ class FakeClock final : public Clock {
     std::lock_guard lock(mu_);
     return now_;
   }
+  SteadyPoint steadyNow() const override {
+    std::lock_guard lock(mu_);
+    return steady_;
+  }
   void waitUntil(std::condition_variable_any& cv, std::unique_lock<std::mutex>& lock,
                  TimePoint deadline) override {
     if (now() >= deadline) return;
     cv.wait_for(lock, std::chrono::milliseconds(1));
   }
+  // Time passes: both clocks move.
   void advance(Duration d) {
     std::lock_guard lock(mu_);
     now_ += d;
+    steady_ += std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
   }
+  // The wall clock is set (a step): monotonic time does not move.
   void set(TimePoint t) {
     std::lock_guard lock(mu_);
     now_ = t;
@@ -36,6 +43,7 @@ class FakeClock final : public Clock {
  private:
   mutable std::mutex mu_;
   TimePoint now_;
+  SteadyPoint steady_{std::chrono::hours(1)};
 };
 
 // Deterministic randomness for jitter.

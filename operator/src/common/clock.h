@@ -13,9 +13,14 @@ class Clock {
  public:
   using TimePoint = std::chrono::system_clock::time_point;
   using Duration = std::chrono::system_clock::duration;
+  using SteadyPoint = std::chrono::steady_clock::time_point;
 
   virtual ~Clock() = default;
   virtual TimePoint now() const = 0;
+  // Monotonic time, for measuring how long something took or has been
+  // silent (a lease's age): a wall-clock step (NTP, a VM resumed, a person
+  // with `date -s`) must not make a lease look expired or fresh.
+  virtual SteadyPoint steadyNow() const = 0;
 
   // Blocks on `cv` (with `lock` held, as std::condition_variable_any::wait)
   // until notified or until now() >= deadline. May return early or spuriously:
@@ -30,6 +35,7 @@ class Clock {
 class RealClock final : public Clock {
  public:
   TimePoint now() const override { return std::chrono::system_clock::now(); }
+  SteadyPoint steadyNow() const override { return std::chrono::steady_clock::now(); }
   void waitUntil(std::condition_variable_any& cv, std::unique_lock<std::mutex>& lock,
                  TimePoint deadline) override {
     auto remaining = deadline - now();

@@ -71,6 +71,7 @@ void ClientImpl::throttle() {
 
 absl::StatusOr<Json> ClientImpl::call(const std::string& verb, HttpRequest request) {
   throttle();
+  request.timeout = requestTimeout_;
   auto start = std::chrono::steady_clock::now();
   auto resp = transport_->send(request);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -20,6 +20,9 @@ class ClientImpl final : public Client {
              double qps = 50, int burst = 100);
 
   void setRequestObserver(RequestObserver observer) { observer_ = std::move(observer); }
+  // The time a request (not a watch) may take to answer; default 30 s. The
+  // leader elector's client uses a few seconds, well under its renew deadline.
+  void setRequestTimeout(std::chrono::seconds t) { requestTimeout_ = t; }
 
   absl::StatusOr<Json> get(const ResourceType& rt, const std::string& ns,
                            const std::string& name) override;
@@ -49,6 +52,7 @@ class ClientImpl final : public Client {
   std::unique_ptr<Transport> transport_;
   std::string fieldManager_;
   RequestObserver observer_;
+  std::chrono::seconds requestTimeout_{30};
   // token bucket
   std::mutex mu_;
   double qps_;

@@ -12,6 +12,9 @@ namespace patchgate::kube {
 // update, updateStatus, patch, delete; resource: the plural, e.g.
 // "after:patch:deployments"), and a status write of a Patch is also
 // "after:updateStatus:patches:<phase written>". Dry runs are not writes.
+// Armed with refuse:<n>, "before:<verb>:<resource>[:<phase to write>]"
+// answers a 409 without sending the write (a status write refused right
+// after a production write, say).
 // main.cc puts it in front of the real client only when PATCHGATE_FAILPOINTS
 // is set; tests/e2e/patch/faults.txt lists the points of the lifecycle.
 class FailpointClient final : public Client {

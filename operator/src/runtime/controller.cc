@@ -64,6 +64,12 @@ void Controller::run(std::stop_token stop) {
       if (stop.stop_requested()) return;
     }
   }
+  if (queue_.shuttingDown()) {
+    // Run again after a stop (the lead was lost and won back): what changed
+    // meanwhile was not queued, so look at everything once.
+    queue_.restart();
+    for (const auto& key : primary_.store().keys()) queue_.add(key);
+  }
   started_ = true;
   log_.info("starting workers", {{"workers", options_.workers}});
   std::stop_callback onStop(stop, [this] { queue_.shutDown(); });
@@ -100,6 +106,11 @@ void Controller::processOne(const std::string& key) {
   auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Action> result = reconciler_.reconcile(obj, ctx);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (result.ok() && result->backoff) {
+    queue_.addRateLimited(key);  // keeps its backoff growing: no forget()
+    metrics_->reconciled("requeue", secs);
+    return;
+  }
   if (result.ok()) {
     queue_.forget(key);
     if (result->requeueAfter) {

@@ -21,8 +21,13 @@ namespace patchgate::runtime {
 // look again after a delay.
 struct Action {
   std::optional<Clock::Duration> requeueAfter;
+  // Look again after the queue's per-item backoff (as after an error, but
+  // not counted as one): for a routine race such as a 409 or a cache that
+  // lags, retried soon at first and less often the longer it lasts.
+  bool backoff = false;
   static Action await() { return {}; }
   static Action requeue(Clock::Duration after) { return Action{after}; }
+  static Action retryWithBackoff() { return Action{std::nullopt, true}; }
   bool operator==(const Action&) const = default;
 };
 

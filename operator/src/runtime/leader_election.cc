@@ -21,7 +21,8 @@ std::string LeaderElector::currentLeader() const {
 
 bool LeaderElector::tryAcquireOrRenew() {
   const auto& rt = kube::resources::kLease;
-  auto now = clock_.now();
+  auto now = clock_.now();         // for the record (people read it)
+  auto seen = clock_.steadyNow();  // for judging expiry
   int64_t durationSecs =
       std::chrono::duration_cast<std::chrono::seconds>(config_.leaseDuration).count();
   auto current = client_.get(rt, config_.leaseNamespace, config_.leaseName);
@@ -43,7 +44,7 @@ bool LeaderElector::tryAcquireOrRenew() {
     if (!created.ok()) return false;
     std::lock_guard lock(mu_);
     observed_ = (*created)["spec"];
-    observedTime_ = now;
+    observedTime_ = seen;
     leader_ = config_.identity;
     return true;
   }
@@ -53,14 +54,14 @@ bool LeaderElector::tryAcquireOrRenew() {
     std::lock_guard lock(mu_);
     if (spec != observed_) {
       observed_ = spec;
-      observedTime_ = now;
+      observedTime_ = seen;
     }
     if (holder != leader_) {
       leader_ = holder;
       if (callbacks_.onNewLeader && !holder.empty()) callbacks_.onNewLeader(holder);
     }
     int64_t heldFor = spec.value("leaseDurationSeconds", durationSecs);
-    bool expired = observedTime_ + std::chrono::seconds(heldFor) <= now;
+    bool expired = observedTime_ + std::chrono::seconds(heldFor) <= seen;
     if (!holder.empty() && holder != config_.identity && !expired) return false;
   }
   Json updated = *current;
@@ -80,15 +81,15 @@ bool LeaderElector::tryAcquireOrRenew() {
   }
   std::lock_guard lock(mu_);
   observed_ = (*written)["spec"];
-  observedTime_ = now;
+  observedTime_ = seen;
   leader_ = config_.identity;
   return true;
 }
 
 bool LeaderElector::leadingWithMargin(std::chrono::milliseconds margin) const {
   if (!leading_) return false;
-  Clock::TimePoint last{Clock::Duration(lastRenew_.load())};
-  return clock_.now() - last < config_.renewDeadline - margin;
+  Clock::SteadyPoint last{Clock::SteadyPoint::duration(lastRenew_.load())};
+  return clock_.steadyNow() - last < config_.renewDeadline - margin;
 }
 
 bool LeaderElector::sleep(std::stop_token stop, std::chrono::milliseconds d) {
@@ -108,37 +109,47 @@ void LeaderElector::release() {
   if (r.ok()) log_.info("released leader lease");
 }
 
-void LeaderElector::run(std::stop_token stop) {
+bool LeaderElector::campaign(std::stop_token stop) {
   log_.info("attempting to acquire leader lease");
-  Clock::TimePoint lastRenew{};
   while (!stop.stop_requested()) {
-    lastRenew = clock_.now();  // the lease counts from before the request was sent
-    if (tryAcquireOrRenew()) break;
-    // client-go's JitterFactor 1.2 on the retry period.
-    if (!sleep(stop, config_.candidateRetryPeriod + config_.candidateRetryPeriod / 5)) return;
-  }
-  if (stop.stop_requested()) return;
-  lastRenew_ = lastRenew.time_since_epoch().count();
-  leading_ = true;
-  log_.info("acquired leader lease");
-  if (callbacks_.onStartedLeading) callbacks_.onStartedLeading();
-  while (true) {
-    if (!sleep(stop, config_.retryPeriod)) break;
-    auto attempt = clock_.now();  // the renewal counts from before it was sent
+    auto attempt = clock_.steadyNow();  // the lease counts from before the request was sent
     if (tryAcquireOrRenew()) {
-      lastRenew = attempt;
-      lastRenew_ = lastRenew.time_since_epoch().count();
+      lastRenew_ = attempt.time_since_epoch().count();
+      return true;
+    }
+    // client-go's JitterFactor 1.2 on the retry period.
+    if (!sleep(stop, config_.candidateRetryPeriod + config_.candidateRetryPeriod / 5)) return false;
+  }
+  return false;
+}
+
+bool LeaderElector::lead(std::stop_token stop) {
+  while (sleep(stop, config_.retryPeriod)) {
+    auto attempt = clock_.steadyNow();  // the renewal counts from before it was sent
+    if (tryAcquireOrRenew()) {
+      lastRenew_ = attempt.time_since_epoch().count();
       continue;
     }
-    if (clock_.now() - lastRenew >= config_.renewDeadline) {
+    Clock::SteadyPoint last{Clock::SteadyPoint::duration(lastRenew_.load())};
+    if (clock_.steadyNow() - last >= config_.renewDeadline) return false;
+  }
+  return true;
+}
+
+void LeaderElector::run(std::stop_token stop) {
+  while (campaign(stop)) {
+    leading_ = true;
+    log_.info("acquired leader lease");
+    if (callbacks_.onStartedLeading) callbacks_.onStartedLeading();
+    if (lead(stop)) {  // stopped
       leading_ = false;
-      log_.error("lost leader lease: could not renew within the renew deadline");
-      if (callbacks_.onStoppedLeading) callbacks_.onStoppedLeading();
+      if (config_.releaseOnCancel) release();
       return;
     }
+    leading_ = false;
+    log_.error("lost leader lease: could not renew within the renew deadline");
+    if (callbacks_.onStoppedLeading) callbacks_.onStoppedLeading();
   }
-  leading_ = false;
-  if (config_.releaseOnCancel) release();
 }
 
 }  // namespace patchgate::runtime

@@ -31,25 +31,31 @@ struct LeaderElectionConfig {
 
 struct LeaderCallbacks {
   std::function<void()> onStartedLeading;
-  // Called when leadership is lost (not on a clean release). The operator
-  // exits here: a deposed leader must not keep writing.
+  // Called when leadership is lost (not on a clean release), on the
+  // elector's thread; the elector campaigns again once it returns. The
+  // operator stops its leader-only work here and waits for in-flight
+  // reconciles to end (their production writes are already fenced).
   std::function<void()> onStoppedLeading;
   std::function<void(const std::string& identity)> onNewLeader;
 };
 
 // Leader election on a coordination.k8s.io/v1 Lease, as client-go's
 // leaderelection: a lease is taken only once the holder has not renewed it
-// for leaseDuration, judged by the local clock from when this process last
-// saw the record change (no trust in remote clocks). Writes use the
-// resourceVersion, so two candidates can't both win.
+// for leaseDuration, judged on this process's monotonic clock from when it
+// last saw the record change (no trust in remote clocks, nor in the local
+// wall clock, which can step). Writes use the resourceVersion, so two
+// candidates can't both win. `client` should be the elector's own: its own
+// connections and rate limit (so a busy controller cannot starve renewals)
+// and request timeouts well under renewDeadline (so a hung API server is
+// noticed in time: main.cc gives it 3 s).
 // RBAC: get, create, update on leases in leaseNamespace.
 class LeaderElector {
  public:
   LeaderElector(kube::Client& client, LeaderElectionConfig config, LeaderCallbacks callbacks,
                 Clock& clock, Logger log);
 
-  // Campaigns, then renews until `stop` (then releases) or until renewal
-  // fails for renewDeadline (then onStoppedLeading).
+  // Campaigns, then renews until `stop` (then releases). When renewal fails
+  // for renewDeadline it calls onStoppedLeading and campaigns again.
   void run(std::stop_token stop);
   bool isLeader() const { return leading_; }
   // Fencing for writes that must not come from a deposed leader: true only
@@ -65,6 +71,10 @@ class LeaderElector {
 
  private:
   bool sleep(std::stop_token stop, std::chrono::milliseconds d);
+  // Campaigns until it leads (true) or `stop` (false).
+  bool campaign(std::stop_token stop);
+  // Renews until `stop` (true) or the renew deadline passes (false).
+  bool lead(std::stop_token stop);
   void release();
 
   kube::Client& client_;
@@ -73,10 +83,12 @@ class LeaderElector {
   Clock& clock_;
   Logger log_;
   std::atomic<bool> leading_{false};
-  std::atomic<Clock::Duration::rep> lastRenew_{0};  // clock time since epoch of the last renewal
+  // Monotonic time (since the steady clock's epoch) the last successful
+  // renewal was sent.
+  std::atomic<Clock::SteadyPoint::rep> lastRenew_{0};
   mutable std::mutex mu_;
-  Json observed_;                    // last lease spec seen
-  Clock::TimePoint observedTime_{};  // local time it last changed
+  Json observed_;                      // last lease spec seen
+  Clock::SteadyPoint observedTime_{};  // monotonic time it last changed
   std::string leader_;
 };
 

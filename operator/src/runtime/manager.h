@@ -26,10 +26,11 @@ class Runnable {
 using HealthCheck = std::function<std::string()>;
 
 // Starts runnables and stops them in reverse order. Runnables added with
-// needsLeader wait until this process leads (see LeaderElector); losing the
-// lead ends the process (the caller's onLostLeadership decides how), as
-// controller-runtime does, since a deposed leader's in-flight work can't be
-// trusted to stop cleanly.
+// needsLeader run only while this process leads (see LeaderElector): losing
+// the lead stops them (each run() gets its stop and returns once its
+// in-flight work ends) and the process campaigns again, keeping its caches
+// and its probes; winning again starts them anew. (controller-runtime exits
+// instead; through a long API-server outage that crash-loops every replica.)
 class Manager {
  public:
   explicit Manager(Logger log) : log_(std::move(log)) {}
@@ -43,6 +44,8 @@ class Manager {
   void start();
   // Starts the leader-only ones (called by the elector when it wins).
   void startLeaderRunnables();
+  // Stops the leader-only ones and waits for them (the lead was lost).
+  void stopLeaderRunnables();
   // Requests stop and joins every thread, leader-only ones first.
   void stop();
   bool isLeader() const { return leading_; }
@@ -58,13 +61,16 @@ class Manager {
     std::jthread thread;
   };
   void launch(Entry& e);
+  void joinLeaderRunnables();
   static std::string runChecks(const std::vector<std::pair<std::string, HealthCheck>>& checks);
 
   Logger log_;
   mutable std::mutex mu_;
+  std::mutex joinMu_;  // held while leader-only threads are started or joined
   std::vector<Entry> entries_;
   std::vector<std::pair<std::string, HealthCheck>> healthz_, readyz_;
   std::stop_source stop_;
+  std::stop_source leaderStop_;  // a new one each time the lead is won
   std::atomic<bool> leading_{false};
   bool started_ = false;
 };

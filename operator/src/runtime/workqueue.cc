@@ -124,6 +124,17 @@ void WorkQueue::shutDown() {
   cv_.notify_all();
 }
 
+void WorkQueue::restart() {
+  std::lock_guard lock(mu_);
+  if (!shuttingDown_) return;
+  shuttingDown_ = false;
+  // done() during the shutdown left its re-adds dirty but unqueued.
+  std::set<std::string> queued(queue_.begin(), queue_.end());
+  for (const auto& item : dirty_)
+    if (!queued.count(item) && !processing_.count(item)) queue_.push_back(item);
+  cv_.notify_all();
+}
+
 bool WorkQueue::shuttingDown() const {
   std::lock_guard lock(mu_);
   return shuttingDown_;

@@ -56,6 +56,10 @@ class WorkQueue {
   void done(const std::string& item);
 
   void shutDown();
+  // Takes items again after shutDown() (a controller that lost the lead and
+  // won it back), once every get() has returned: items added before the
+  // shutdown and not yet processed are queued again.
+  void restart();
   bool shuttingDown() const;
   size_t len() const;          // ready items
   size_t waitingLen() const;   // delayed items not yet ready

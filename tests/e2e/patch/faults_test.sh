@@ -10,15 +10,25 @@
 #                  point; production equals the promoted spec (good) or the
 #                  original (bad); no re-test, one promotion in the history;
 #                  the change record says what happened.
-# Then two faults that are not crashes:
+# Then faults that are not crashes:
 #   revert         production reverted by a person during verification: the
 #                  Patch fails with reason Reverted, never Succeeded;
-#   apiserver      the API server frozen (SIGSTOP) for 20 s while verifying:
-#                  the operator stays up and the Patch still succeeds.
+#   apiserver      the API server frozen (SIGSTOP) for 30 s in each phase of a
+#                  Patch's life (Provisioning, Testing, Promoting, Verifying;
+#                  the operator holds each phase 8 s so the freeze lands in
+#                  it): the operator stays up, loses the lead, leads again
+#                  when the API server is back, and the Patch succeeds once;
+#   conflict       the status write that records the promotion refused (409)
+#                  three times right after the production write: production
+#                  is written once, the promotion recorded once;
+#   lease          the lease taken by another holder while the operator is
+#                  between the promotion intent and the production write:
+#                  no production write while the other holds it, then the
+#                  operator leads again and finishes the promotion.
 # Prints the table failpoint x outcome.
-# Usage: faults_test.sh CHAIN|revert|apiserver OPERATOR_BINARY   (CHAIN: good, bad)
+# Usage: faults_test.sh CHAIN|revert|apiserver|conflict|lease OPERATOR_BINARY   (CHAIN: good, bad)
 # Env: PATCHGATE_TEST_CLUSTER (default pg-e2e), PATCHCTL (the change record).
-SCENARIO=${1:?usage: $0 good|bad|revert|apiserver OPERATOR_BINARY}
+SCENARIO=${1:?usage: $0 good|bad|revert|apiserver|conflict|lease OPERATOR_BINARY}
 OPERATOR=${2:?usage: $0 SCENARIO OPERATOR_BINARY}
 source "$(dirname "$0")/lib.sh"
 CLUSTER=${PATCHGATE_TEST_CLUSTER:-pg-e2e}
@@ -79,7 +89,7 @@ print_table() {
 # Creates the chain's Patch.
 start_patch() {
   case $SCENARIO in
-    good|apiserver)
+    good|apiserver|conflict|lease)
       PATCH=fix
       patch_yaml "$PATCH" v2 "$(smoke_test v2)" | k apply -f - >/dev/null ;;
     revert)  # a long bake: the person reverts while it runs
@@ -214,18 +224,96 @@ case $SCENARIO in
     [[ -d /proc/$APISERVER_PID ]] || fail "cannot find the API server's process"
     thaw() { kill -CONT "$APISERVER_PID" 2>/dev/null || true; }
     trap 'thaw; cleanup' EXIT
-    start_operator --watch-namespaces "$NS"
+    hold=""
+    for ph in Provisioning Testing Promoting Verifying; do hold="$hold,after:updateStatus:patches:$ph=pause:8"; done
+    PATCHGATE_FAILPOINTS=${hold#,} start_operator --watch-namespaces "$NS"
     start_patch
-    wait_phase "$PATCH" 300 Verifying Succeeded Failed
-    say "WHEN the API server is frozen (SIGSTOP) for 20 s while the Patch verifies"
-    kill -STOP "$APISERVER_PID"
-    sleep 20
-    thaw
-    kill -0 "$OP_PID" 2>/dev/null || fail "the operator died while the API server was away"
+    say "GIVEN a Patch; WHEN the API server is frozen (SIGSTOP) for 30 s in each phase of its life"
+    for ph in Provisioning Testing Promoting Verifying; do
+      seen=""
+      for _ in $(seq 600); do
+        cur=$(phase "$PATCH")
+        [[ $cur == "$ph" ]] && { seen=yes; break; }
+        [[ $cur =~ ^(Succeeded|Failed|RolledBack)$ ]] && break
+        sleep 0.2
+      done
+      [[ -n $seen ]] || { print_table; fail "never saw $ph (now ${cur:-nothing})"; }
+      kill -STOP "$APISERVER_PID"
+      sleep 30
+      thaw
+      kill -0 "$OP_PID" 2>/dev/null || { print_table; fail "the operator died while the API server was away in $ph"; }
+      row "freeze 30 s" "$SCENARIO" "$ph" "survived" "operator up; lead lost $(grep -c 'leader election lost' "$WORK/operator.log") time(s) so far"
+    done
     wait_phase "$PATCH" 300 Succeeded Failed RolledBack
-    [[ $(phase "$PATCH") == Succeeded ]] || fail "ended $(phase "$PATCH") after the API server came back"
-    [[ $(prod_env VERSION) == v2 ]] || fail "production does not run v2"
-    say "THEN the operator stayed up and the Patch succeeded" ;;
+    [[ $(phase "$PATCH") == Succeeded ]] || { print_table; fail "ended $(phase "$PATCH") after the freezes"; }
+    [[ $(prod_env VERSION) == v2 && $(prod_config POOL) == 64 ]] || fail "production does not run v2/64"
+    hist=$(pstatus 'history[*].phase')
+    [[ $(tr ' ' '\n' <<<"$hist" | grep -c '^Verifying$') == 1 ]] || fail "promoted more than once: $hist"
+    grep -q 'leader election lost' "$WORK/operator.log" || fail "the lead was never lost: the freezes did not reach the operator"
+    (( $(grep -c 'acquired leader lease' "$WORK/operator.log") >= 2 )) || fail "the operator never led again"
+    row "(end)" "$SCENARIO" "Succeeded" "ok" "v2/64, history: $hist"
+    print_table
+    say "THEN the operator stayed up, led again after each outage and the Patch succeeded once" ;;
+  conflict)
+    setup_app faults-conflict
+    gen0=$(k get deploy -n "$NS" checkout -o jsonpath='{.metadata.generation}')
+    PATCHGATE_FAILPOINTS=before:updateStatus:patches:Verifying=refuse:3 start_operator --watch-namespaces "$NS" --leader-elect=false
+    start_patch
+    say "GIVEN a Patch; WHEN the status write after the production write is refused (409) three times"
+    wait_phase "$PATCH" 300 Succeeded Failed RolledBack
+    [[ $(phase "$PATCH") == Succeeded ]] || fail "ended $(phase "$PATCH")"
+    refusals=$(grep -c 'failpoint hit; refusing' "$WORK/operator.log" || true)
+    [[ $refusals == 3 ]] || fail "expected 3 refused status writes, saw $refusals"
+    gen=$(k get deploy -n "$NS" checkout -o jsonpath='{.metadata.generation}')
+    (( gen == gen0 + 1 )) || fail "production was written $((gen - gen0)) times (generation $gen0 -> $gen), expected once"
+    hist=$(pstatus 'history[*].phase')
+    [[ $(tr ' ' '\n' <<<"$hist" | grep -c '^Verifying$') == 1 ]] || fail "promotion recorded more than once: $hist"
+    promoted=$(k get events -n "$NS" --field-selector "involvedObject.name=$PATCH,reason=Promoted" -o jsonpath='{range .items[*]}{.count}{"\n"}{end}' | awk '{s += ($1 == "" ? 1 : $1)} END {print s + 0}')
+    [[ $promoted == 1 ]] || fail "the Promoted event was sent $promoted times"
+    row "before:updateStatus:patches:Verifying" "$SCENARIO" "Promoting" "refused x3" "production written once (generation $gen0 -> $gen), 1 Promoted event, history: $hist"
+    print_table
+    say "THEN production was written once and the promotion recorded once" ;;
+  lease)
+    setup_app faults-lease
+    LEASE=pg-e2e-$$
+    microtime() { date -u +%Y-%m-%dT%H:%M:%S.000000Z; }
+    PATCHGATE_FAILPOINTS=after:updateStatus:patches:Promoting=pause:20 start_operator --watch-namespaces "$NS"
+    start_patch
+    for _ in $(seq 600); do grep -q '"failpoint hit; pausing' "$WORK/operator.log" && break; sleep 0.5; done
+    grep -q '"failpoint hit; pausing' "$WORK/operator.log" || fail "the operator never reached the promotion intent"
+    gen0=$(k get deploy -n "$NS" checkout -o jsonpath='{.metadata.generation}')
+    [[ $(prod_env VERSION) == v1 ]] || fail "production changed before the takeover"
+    say "GIVEN the operator between the promotion intent and the production write; WHEN another holder takes the lease"
+    k patch lease -n default "$LEASE" --type merge -p "{\"spec\":{\"holderIdentity\":\"intruder\",\"leaseDurationSeconds\":12,\"acquireTime\":\"$(microtime)\",\"renewTime\":\"$(microtime)\"}}" >/dev/null
+    checks=0
+    for _ in $(seq 15); do  # the intruder renews for 30 s
+      sleep 2
+      k patch lease -n default "$LEASE" --type merge -p "{\"spec\":{\"renewTime\":\"$(microtime)\"}}" >/dev/null
+      [[ $(k get deploy -n "$NS" checkout -o jsonpath='{.metadata.generation}') == "$gen0" ]] ||
+        fail "production was written while another replica held the lease"
+      checks=$((checks + 1))
+    done
+    grep -q '"failpoint pause over' "$WORK/operator.log" || fail "the pause did not end while the intruder held the lease"
+    grep -q 'not sure it still leads' "$WORK/operator.log" || fail "the production write was not refused by the fence"
+    grep -q 'leader election lost' "$WORK/operator.log" || fail "the operator did not notice it lost the lease"
+    kill -0 "$OP_PID" 2>/dev/null || fail "the operator exited on losing the lease"
+    say "the intruder stops renewing; the operator takes the lease back once it expires"
+    for _ in $(seq 60); do
+      holder=$(k get lease -n default "$LEASE" -o jsonpath='{.spec.holderIdentity}')
+      [[ $holder != intruder && -n $holder ]] && break
+      [[ $(k get deploy -n "$NS" checkout -o jsonpath='{.metadata.generation}') == "$gen0" ]] ||
+        fail "production was written while another replica held the lease"
+      sleep 1
+    done
+    [[ $holder != intruder && -n $holder ]] || fail "the operator never led again"
+    wait_phase "$PATCH" 300 Succeeded Failed RolledBack
+    [[ $(phase "$PATCH") == Succeeded ]] || fail "ended $(phase "$PATCH")"
+    [[ $(prod_env VERSION) == v2 && $(prod_config POOL) == 64 ]] || fail "production does not run v2/64"
+    hist=$(pstatus 'history[*].phase')
+    [[ $(tr ' ' '\n' <<<"$hist" | grep -c '^Verifying$') == 1 ]] || fail "promoted more than once: $hist"
+    row "after:updateStatus:patches:Promoting" "$SCENARIO" "Promoting" "fenced" "no production write in $checks checks while the intruder held the lease; led again, Succeeded, history: $hist"
+    print_table
+    say "THEN no production write after the lease was lost; the promotion finished once the operator led again" ;;
   *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
 say "PASS: faults $SCENARIO"

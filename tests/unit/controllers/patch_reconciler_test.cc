@@ -568,7 +568,7 @@ TEST_F(PatchReconcilerTest, AStaleSnapshotIsSkipped) {
   runtime::ReconcileContext ctx{"test", testing::quietLogger(), 0};
   auto r = reconciler_.reconcile(std::make_shared<const Json>(stale), ctx);
   ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->requeueAfter.has_value());
+  EXPECT_EQ(*r, runtime::Action::retryWithBackoff()) << "looked at again through the rate limiter";
   EXPECT_TRUE(client_.calls().empty()) << "acted on a snapshot older than its own write";
 }
 
@@ -712,7 +712,9 @@ TEST_F(PatchReconcilerTest, TheIntentIsDurableBeforeProductionIsTouchedAndALostS
 
   // Pass 2 writes production, then its status write is refused (409).
   client_.failNext("updateStatus", conflict(), "patches");
-  EXPECT_TRUE(reconcile("fix").ok());  // a conflict requeues
+  auto refused = reconcile("fix");
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(*refused, runtime::Action::retryWithBackoff()) << "a conflict is retried through the rate limiter";
   EXPECT_EQ(prodVersion(client_), "v2");
   Json prod = client_.object(res::kDeployment, "shop", "checkout");
   EXPECT_EQ(jsonString(prod, "/metadata/annotations/patchgate.dev~1last-write"),

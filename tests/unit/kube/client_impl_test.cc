@@ -53,6 +53,20 @@ TEST_F(ClientImplTest, GetReturnsTheDecodedObject) {
   EXPECT_EQ((*r)["kind"], "Pod");
 }
 
+// Requests carry the client's timeout: 30 s unless set (the leader
+// elector's client sets 3 s, under its renew deadline).
+TEST_F(ClientImplTest, RequestsCarryTheClientsTimeout) {
+  EXPECT_CALL(*transport_, send(Field(&HttpRequest::timeout, std::chrono::seconds(30))))
+      .WillOnce(Return(ok({{"kind", "Lease"}})));
+  ASSERT_TRUE(client_->get(res::kLease, "ns", "l").ok());
+  client_->setRequestTimeout(std::chrono::seconds(3));
+  EXPECT_CALL(*transport_, send(Field(&HttpRequest::timeout, std::chrono::seconds(3))))
+      .Times(2)
+      .WillRepeatedly(Return(ok({{"kind", "Lease"}})));
+  ASSERT_TRUE(client_->get(res::kLease, "ns", "l").ok());
+  ASSERT_TRUE(client_->update(res::kLease, "ns", {{"metadata", {{"name", "l"}}}}, {}).ok());
+}
+
 TEST_F(ClientImplTest, ListEncodesSelectorsAndPaging) {
   EXPECT_CALL(*transport_,
               send(Req("GET",

@@ -194,6 +194,27 @@ TEST_F(ControllerTest, RetriesErrorsWithPerItemBackoff) {
   ASSERT_TRUE(eventually([&] { return controller_->queue().numRequeues("ns/p") == 0; }));
 }
 
+// retryWithBackoff goes through the same per-item backoff as an error (5 ms,
+// then 10 ms, ...), without being counted as one.
+TEST_F(ControllerTest, RetryWithBackoffUsesThePerItemBackoff) {
+  reconciler_.script([](const Json&, int call) -> absl::StatusOr<Action> {
+    return call < 2 ? Action::retryWithBackoff() : Action::await();
+  });
+  start();
+  ASSERT_OK(fake_.create(res::kPatch, "ns", patchObj("p")));
+  ASSERT_TRUE(reconciled(1));
+  ASSERT_TRUE(eventually([&] { return controller_->queue().waitingLen() == 1; }));
+  clock_.advance(5ms);
+  ASSERT_TRUE(reconciled(2));
+  ASSERT_TRUE(eventually([&] { return controller_->queue().waitingLen() == 1; }));
+  clock_.advance(9ms);
+  briefly();
+  EXPECT_EQ(reconciler_.count(), 2u) << "the second retry waits longer than the first";
+  clock_.advance(1ms);
+  ASSERT_TRUE(reconciled(3));
+  EXPECT_EQ(reconciler_.requeues(), (std::vector<int>{0, 1, 2}));
+}
+
 TEST_F(ControllerTest, DoesNotRetryATerminalError) {
   reconciler_.script([](const Json&, int) -> absl::StatusOr<Action> {
     return terminalError("spec.replicas must be positive");
@@ -247,6 +268,25 @@ TEST_F(ControllerTest, TwoWorkersNeverReconcileTheSameKeyAtOnce) {
   }));
   briefly();
   EXPECT_EQ(reconciler_.overlaps(), 0);
+}
+
+// A controller stopped (the lead was lost) and run again (won back) looks at
+// every object once more, including one that changed while it was stopped.
+TEST_F(ControllerTest, RunAgainAfterAStopLooksAtEverything) {
+  fake_.seed(res::kPatch, patchObj("a"));
+  start();
+  ASSERT_TRUE(reconciled(1));
+  controllerThread_.request_stop();
+  controllerThread_.join();
+  ASSERT_OK(fake_.create(res::kPatch, "ns", patchObj("b")));
+  ASSERT_TRUE(eventually([&] { return informer_->store().keys().size() == 2; }));
+  briefly();
+  EXPECT_EQ(reconciler_.count(), 1u);  // stopped: nothing runs
+  controllerThread_ = std::jthread([this](std::stop_token st) { controller_->run(st); });
+  ASSERT_TRUE(reconciled(3));
+  auto calls = reconciler_.calls();
+  std::set<std::string> again(calls.begin() + 1, calls.end());
+  EXPECT_EQ(again, (std::set<std::string>{"ns/a", "ns/b"}));
 }
 
 TEST(ReconcilerDefaults, TerminalErrorsAwaitOthersUseTheRateLimiter) {

@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "fakes/fake_client.h"
 #include "fakes/fake_clock.h"
 #include "kube/errors.h"
@@ -127,23 +128,87 @@ TEST_F(LeaderElectionTest, RunLeadsThenReleasesOnStop) {
   EXPECT_EQ(lease()["spec"]["leaseTransitions"], 1);
 }
 
-TEST_F(LeaderElectionTest, RunGivesUpAfterTheRenewDeadline) {
-  std::atomic<bool> started = false, stopped = false;
+// Renewals fail past the renew deadline: it stops leading (onStoppedLeading,
+// no exit), keeps the lease record (it could not reach the server anyway),
+// and campaigns again; once the API server answers it leads again.
+TEST_F(LeaderElectionTest, AfterTheRenewDeadlineItStopsLeadingAndCampaignsAgain) {
+  std::atomic<int> started = 0, stopped = 0;
   LeaderElector a(fake_, config("a"),
-                  {.onStartedLeading = [&] { started = true; },
-                   .onStoppedLeading = [&] { stopped = true; }},
+                  {.onStartedLeading = [&] { ++started; },
+                   .onStoppedLeading = [&] { ++stopped; }},
                   clock_, quietLogger());
   std::jthread t([&](std::stop_token st) { a.run(st); });
-  ASSERT_TRUE(eventually([&] { return started.load(); }));
-  for (int i = 0; i < 100; ++i)
+  ASSERT_TRUE(eventually([&] { return started == 1; }));
+  for (int i = 0; i < 10; ++i)
     fake_.failNext("get", kube::apiError(503, "", "apiserver down"), "leases");
   auto lostAt = clock_.now();
-  ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return stopped.load(); }));
+  ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return stopped == 1; }));
   EXPECT_GE(clock_.now() - lostAt, 8s);  // renewDeadline
-  t.join();  // run() returns by itself
   EXPECT_FALSE(a.isLeader());
-  // Not released: it could not reach the server anyway.
+  EXPECT_FALSE(a.leadingWithMargin(0s));
   EXPECT_EQ(lease()["spec"]["holderIdentity"], "a");
+  // The API server is back: the same process leads again, without a restart.
+  ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return started == 2; }));
+  EXPECT_TRUE(a.isLeader());
+  EXPECT_TRUE(a.leadingWithMargin(2s));
+  t.request_stop();
+  t.join();
+  EXPECT_EQ(stopped, 1);  // the release on stop is not a loss
+}
+
+// While it could not renew, another took the lease: it stays a follower.
+TEST_F(LeaderElectionTest, AfterLosingTheLeaseToAnotherItFollows) {
+  std::atomic<int> started = 0, stopped = 0;
+  LeaderElector a(fake_, config("a"),
+                  {.onStartedLeading = [&] { ++started; },
+                   .onStoppedLeading = [&] { ++stopped; }},
+                  clock_, quietLogger());
+  std::jthread t([&](std::stop_token st) { a.run(st); });
+  ASSERT_TRUE(eventually([&] { return started == 1; }));
+  // b writes itself into the lease (as a candidate would after expiry);
+  // a's renewals now see a fresh lease held by someone else.
+  Json l = lease();
+  l["spec"]["holderIdentity"] = "b";
+  l["spec"]["renewTime"] = "2026-01-01T00:00:00.000000Z";
+  ASSERT_TRUE(fake_.update(res::kLease, "patchgate-system", l, {}).ok());
+  ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return stopped == 1; }));
+  EXPECT_FALSE(a.leadingWithMargin(0s));
+  // b keeps renewing (its record changes every 2 s): a never takes over.
+  for (int i = 0; i < 20; ++i) {
+    Json cur = lease();
+    cur["spec"]["renewTime"] = absl::StrCat("2026-01-01T00:00:", 10 + i, ".000000Z");
+    ASSERT_TRUE(fake_.update(res::kLease, "patchgate-system", cur, {}).ok());
+    clock_.advance(2s);
+    patchgate::testing::briefly();
+  }
+  EXPECT_EQ(started, 1);
+  EXPECT_EQ(lease()["spec"]["holderIdentity"], "b");
+  t.request_stop();
+}
+
+// Expiry is judged on the monotonic clock: the wall clock stepping an hour
+// ahead (NTP, a resumed VM) does not let a candidate take a lease its holder
+// renewed a moment ago, nor close the holder's fence.
+TEST_F(LeaderElectionTest, AWallClockStepNeitherExpiresALeaseNorClosesTheFence) {
+  LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
+  ASSERT_TRUE(a.tryAcquireOrRenew());
+  LeaderElector b(fake_, config("b"), {}, clock_, quietLogger());
+  EXPECT_FALSE(b.tryAcquireOrRenew());  // b has seen the record now
+  clock_.set(clock_.now() + 1h);
+  EXPECT_FALSE(b.tryAcquireOrRenew());
+  EXPECT_EQ(lease()["spec"]["holderIdentity"], "a");
+  // Real time passing does expire it.
+  clock_.advance(13s);
+  EXPECT_TRUE(b.tryAcquireOrRenew());
+
+  std::atomic<bool> started = false;
+  FakeClient other(clock_);
+  LeaderElector c(other, config("c"), {.onStartedLeading = [&] { started = true; }}, clock_, quietLogger());
+  std::jthread t([&](std::stop_token st) { c.run(st); });
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  clock_.set(clock_.now() + 1h);
+  EXPECT_TRUE(c.leadingWithMargin(2s));
+  t.request_stop();
 }
 
 TEST_F(LeaderElectionTest, TheFenceClosesBeforeTheLeaseCanPassToAnother) {

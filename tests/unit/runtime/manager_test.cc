@@ -20,6 +20,7 @@ class TestRunnable final : public Runnable {
   explicit TestRunnable(std::string name) : name_(std::move(name)) {}
   std::string name() const override { return name_; }
   void run(std::stop_token stop) override {
+    ++runs;
     started = true;
     std::mutex mu;
     std::condition_variable_any cv;
@@ -28,6 +29,7 @@ class TestRunnable final : public Runnable {
     returned = true;
   }
   std::atomic<bool> started = false, returned = false;
+  std::atomic<int> runs = 0;
 
  private:
   std::string name_;
@@ -89,6 +91,33 @@ TEST(Manager, LeaderOnlyRunnablesWaitForTheLead) {
   EXPECT_TRUE(always->returned);
   EXPECT_TRUE(leaderOnly->returned);
   EXPECT_TRUE(late->returned);
+}
+
+// Losing the lead stops the leader-only runnables (and waits for them) but
+// not the others; winning it back starts them again.
+TEST(Manager, LosingTheLeadStopsLeaderRunnablesAndWinningRestartsThem) {
+  auto always = std::make_shared<TestRunnable>("informer");
+  auto leaderOnly = std::make_shared<TestRunnable>("controller");
+  Manager m(quietLogger());
+  m.add(always);
+  m.add(leaderOnly, /*needsLeader=*/true);
+  m.start();
+  m.startLeaderRunnables();
+  ASSERT_TRUE(eventually([&] { return leaderOnly->started.load(); }));
+  m.stopLeaderRunnables();
+  EXPECT_TRUE(leaderOnly->returned);  // joined before it returns
+  EXPECT_FALSE(m.isLeader());
+  EXPECT_FALSE(always->returned);
+  leaderOnly->returned = false;
+  m.startLeaderRunnables();
+  ASSERT_TRUE(eventually([&] { return leaderOnly->runs == 2; }));
+  EXPECT_FALSE(leaderOnly->returned);  // a fresh stop token, not the spent one
+  m.stop();
+  EXPECT_TRUE(leaderOnly->returned);
+  EXPECT_TRUE(always->returned);
+  m.startLeaderRunnables();  // after stop: never again
+  briefly();
+  EXPECT_EQ(leaderOnly->runs, 2);
 }
 
 TEST(Manager, StopWithoutTheLeadNeverStartsLeaderRunnables) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "fakes/fake_clock.h"
@@ -227,6 +228,26 @@ TEST_F(WorkQueueTest, ShutDownUnblocksAGetWaitingForADelayedItem) {
   q_.shutDown();
   ASSERT_TRUE(ready(got, 5s));
   EXPECT_EQ(got.get(), std::nullopt);
+}
+
+// After a restart the queue hands out what was queued before the shutdown,
+// and an item re-added while it was being processed (left dirty by done()
+// during the shutdown) is not lost.
+TEST_F(WorkQueueTest, RestartKeepsWhatWasQueuedAndWhatWasReAddedWhileProcessing) {
+  q_.add("a");
+  q_.add("b");
+  ASSERT_EQ(q_.get(), "a");
+  q_.add("a");  // changed while being processed
+  q_.shutDown();
+  q_.done("a");
+  EXPECT_EQ(q_.get(), std::nullopt);
+  q_.restart();
+  EXPECT_FALSE(q_.shuttingDown());
+  std::set<std::string> got{*q_.get(), *q_.get()};
+  EXPECT_EQ(got, (std::set<std::string>{"a", "b"}));
+  EXPECT_EQ(q_.len(), 0u);
+  q_.add("c");
+  EXPECT_EQ(q_.get(), "c");
 }
 
 class RecordingMetrics final : public QueueMetrics {

@@ -177,7 +177,7 @@ absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj
   std::string key = kube::objectKey(*obj);
   if (staleSnapshot(key, jsonString(*obj, "/metadata/resourceVersion"))) {
     ctx.log.debug("cache behind our last write; waiting for it");
-    return Action::requeue(std::chrono::milliseconds(200));
+    return Action::retryWithBackoff();  // our write's watch event usually comes first
   }
   Pass p{*obj, ctx};
   p.ns = jsonString(*obj, "/metadata/namespace");
@@ -212,7 +212,7 @@ absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj
   if (!action.ok()) return action;
   if (!written.ok()) {
     if (kube::isNotFound(written)) return Action::await();
-    if (kube::isConflict(written)) return Action::requeue(std::chrono::milliseconds(100));
+    if (kube::isConflict(written)) return Action::retryWithBackoff();
     return written;
   }
   return action;
