@@ -989,6 +989,30 @@ TEST_F(PatchReconcilerTest, ContainerRestartsDuringTheBakeRollBack) {
   EXPECT_EQ(status("fix")["rollback"]["cause"], "Unhealthy");
 }
 
+// Restarts are counted over the workload's own pods, by its whole selector:
+// a crash-looping pod of another workload that shares the matchLabels but
+// not the matchExpressions does not roll this one back.
+TEST_F(PatchReconcilerTest, RestartsOfAnotherWorkloadsPodsDoNotCount) {
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["selector"]["matchExpressions"] = Json::parse(R"([{"key": "track", "operator": "In", "values": ["stable"]}])");
+  prod["spec"]["template"]["metadata"]["labels"]["track"] = "stable";
+  client_.seed(res::kDeployment, prod);
+  createPatch("fix");
+  driveToVerifying("fix");
+  Json canary = {{"apiVersion", "v1"}, {"kind", "Pod"},
+                 {"metadata", {{"name", "checkout-canary"}, {"namespace", "shop"},
+                               {"labels", {{"app", "checkout"}, {"track", "canary"}}}}},
+                 {"status", {{"containerStatuses", {{{"name", "app"}, {"restartCount", 0}}}}}}};
+  client_.seed(res::kPod, canary);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  ASSERT_TRUE(reconcile("fix").ok());
+  canary = client_.object(res::kPod, "shop", "checkout-canary");
+  canary["status"]["containerStatuses"][0]["restartCount"] = 5;
+  client_.seed(res::kPod, canary);
+  clock_.advance(std::chrono::seconds(31));
+  reconcileUntil("fix", api::v1alpha1::phase::kSucceeded);
+}
+
 TEST_F(PatchReconcilerTest, AConfigOnlyChangeRollsThePods) {
   createPatch("fix", {{"change", {{"patch", "{}"}}}});
   driveToVerifying("fix");

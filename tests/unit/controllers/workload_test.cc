@@ -204,8 +204,24 @@ TEST(PodTrouble, CountsRestartsAndNamesTheFirstStuckContainer) {
   PodTrouble t = podTrouble(pods);
   EXPECT_EQ(t.restarts, 3);  // pods going away do not count
   EXPECT_EQ(t.problem, "pod b container app: CrashLoopBackOff (last exit code 1, Error)");
-  EXPECT_EQ(matchLabelsSelector({{"spec", {{"selector", {{"matchLabels", {{"app", "x"}, {"tier", "web"}}}}}}}}),
-            "app=x,tier=web");
+}
+
+// The pods of a workload are listed by its whole selector: an expression
+// left out would count another workload's restarts against this one.
+TEST(WorkloadSelector, MatchLabelsAndEveryExpressionOperator) {
+  auto sel = [](Json selector) { return workloadSelector({{"spec", {{"selector", selector}}}}); };
+  EXPECT_EQ(*sel({{"matchLabels", {{"app", "x"}, {"tier", "web"}}}}), "app=x,tier=web");
+  Json both = Json::parse(R"({"matchLabels": {"app": "x"}, "matchExpressions": [
+      {"key": "track", "operator": "In", "values": ["stable", "canary"]},
+      {"key": "env", "operator": "NotIn", "values": ["test"]},
+      {"key": "owner", "operator": "Exists"},
+      {"key": "legacy", "operator": "DoesNotExist"}]})");
+  EXPECT_EQ(*sel(both), "app=x,track in (stable,canary),env notin (test),owner,!legacy");
+  Json onlyExpr = Json::parse(R"({"matchExpressions": [{"key": "app", "operator": "In", "values": ["x"]}]})");
+  EXPECT_EQ(*sel(onlyExpr), "app in (x)");
+  EXPECT_FALSE(sel(Json::object()).ok()) << "an empty selector would list every pod of the namespace";
+  EXPECT_FALSE(sel(Json::parse(R"({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]})")).ok());
+  EXPECT_FALSE(sel(Json::parse(R"({"matchExpressions": [{"key": "a", "operator": "In"}]})")).ok());
 }
 
 TEST(DescribeDiff, OneLinePerChangedPath) {

@@ -404,8 +404,10 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
   PodTrouble trouble;
   bool timedOut = h.failed || elapsed > deadline;
   if (h.healthy || everHealthy || timedOut) {
+    auto selector = workloadSelector(*prod);
+    if (!selector.ok()) return selector.status();
     kube::ListOptions lo;
-    lo.labelSelector = matchLabelsSelector(*prod);
+    lo.labelSelector = *selector;
     auto pods = client_.list(kube::resources::kPod, p.ns, lo);
     if (!pods.ok()) return pods.status();
     trouble = podTrouble(*pods);

@@ -132,12 +132,33 @@ Health workloadHealth(const Json& w, int64_t minGeneration) {
   return h;
 }
 
-std::string matchLabelsSelector(const Json& workload) {
+absl::StatusOr<std::string> workloadSelector(const Json& workload) {
   std::vector<std::string> parts;
   const Json& ml = jsonAt(workload, "/spec/selector/matchLabels");
   if (ml.is_object())
     for (auto& [k, v] : ml.items())
       if (v.is_string()) parts.push_back(absl::StrCat(k, "=", v.get<std::string>()));
+  for (const auto& e : jsonAt(workload, "/spec/selector/matchExpressions")) {
+    std::string key = e.value("key", "");
+    std::string op = e.value("operator", "");
+    std::vector<std::string> values;
+    for (const auto& v : e.value("values", Json::array()))
+      if (v.is_string()) values.push_back(v.get<std::string>());
+    if (key.empty()) return absl::InvalidArgumentError("a matchExpression of the workload's selector has no key");
+    if (op == "In" || op == "NotIn") {
+      if (values.empty())
+        return absl::InvalidArgumentError(absl::StrCat("selector expression on ", key, ": ", op, " without values"));
+      parts.push_back(absl::StrCat(key, op == "In" ? " in (" : " notin (", absl::StrJoin(values, ","), ")"));
+    } else if (op == "Exists") {
+      parts.push_back(key);
+    } else if (op == "DoesNotExist") {
+      parts.push_back(absl::StrCat("!", key));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("selector expression on ", key, ": unknown operator \"", op, "\""));
+    }
+  }
+  if (parts.empty())
+    return absl::InvalidArgumentError("the workload's selector is empty: it would select every pod of the namespace");
   return absl::StrJoin(parts, ",");
 }
 

@@ -36,9 +36,11 @@ struct Health {
 // replicas - P pods updated and all ready.
 Health workloadHealth(const Json& workload, int64_t minGeneration = 0);
 
-// "k=v,..." from a workload's spec.selector.matchLabels (matchExpressions are
-// not expressed: the selection may be wider, never narrower).
-std::string matchLabelsSelector(const Json& workload);
+// The label selector (list syntax: "k=v,k in (a,b),!k") of a workload's
+// spec.selector, matchLabels and matchExpressions both, so that its pods and
+// only its pods are listed. InvalidArgument for an empty selector (it would
+// select every pod of the namespace) or an operator Kubernetes does not have.
+absl::StatusOr<std::string> workloadSelector(const Json& workload);
 
 // What a list of a workload's pods says beyond readiness: container restarts
 // in total, and the first container that is crash-looping or cannot start.
