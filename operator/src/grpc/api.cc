@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/v1alpha1/patch.h"
+#include "api/v1alpha1/patch_status.h"
 #include "cli/format.h"
 #include "common/utf8.h"
 #include "kube/errors.h"
@@ -61,22 +62,18 @@ pb::Patch toProto(const Json& patch) {
 }
 
 Json suitesToJson(const pb::ReportTestResultsRequest& req) {
-  Json suites = Json::array();
+  std::vector<v1::TestSuiteReport> suites;
   for (const auto& s : req.suites()) {
-    Json cases = Json::array();
+    v1::TestSuiteReport& suite = suites.emplace_back(v1::TestSuiteReport{.name = s.name()});
     for (const auto& c : s.cases()) {
       std::string out = c.output();
       // Cut at a character boundary: half a UTF-8 sequence would make the
       // status unwritable (JSON text must be UTF-8).
       if (out.size() > kMaxOutput) out = truncateUtf8(out, kMaxOutput) + "\n[truncated]";
-      cases.push_back({{"name", c.name()},
-                       {"passed", c.passed()},
-                       {"durationSeconds", c.duration_seconds()},
-                       {"output", out}});
+      suite.cases.push_back({c.name(), c.passed(), c.duration_seconds(), std::move(out)});
     }
-    suites.push_back({{"name", s.name()}, {"cases", cases}});
   }
-  return suites;
+  return v1::toJson(suites);  // the shape the CRD declares for status.testReports.<test>
 }
 
 absl::Status checkReporterIdentity(const UserInfo& user, const std::string& envNs) {

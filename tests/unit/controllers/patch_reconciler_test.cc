@@ -1121,6 +1121,25 @@ TEST_F(PatchReconcilerTest, ARollbackInterruptedAfterItsIntentFinishesOnTheNextP
   EXPECT_NE(status("fix")["rollback"]["reason"].get<std::string>().find("not healthy within 120s"), std::string::npos);
 }
 
+TEST_F(PatchReconcilerTest, StatusOfTheWrongShapeIsAnErrorNotAGuess) {
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  Json p = client_.object(res::kPatch, "shop", "fix");
+  p["status"]["retests"] = "three";  // written by hand
+  store_.upsert(client_.seed(res::kPatch, p));
+  client_.clearCalls();
+  absl::StatusOr<runtime::Action> r;
+  ASSERT_NO_THROW(r = reconcile("fix"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("status.retests: must be an integer"), std::string::npos) << r.status();
+  EXPECT_TRUE(client_.calls().empty()) << "acted on (or overwrote) a status it could not read";
+  // Once a person fixes it, the Patch goes on.
+  p["status"]["retests"] = 0;
+  store_.upsert(client_.seed(res::kPatch, p));
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_FALSE(client_.calls().empty());
+}
+
 
 // ---- the fault table ----------------------------------------------------------
 

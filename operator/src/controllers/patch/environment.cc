@@ -5,7 +5,6 @@
 #include "controllers/patch/pass.h"
 #include "controllers/patch/workload.h"
 #include "kube/errors.h"
-#include "runtime/status.h"
 
 namespace patchgate::controllers::patch {
 
@@ -58,14 +57,14 @@ Json copyObject(const Json& src, const std::string& envNs, const Json& owned) {
 }  // namespace
 
 PatchReconciler::Step PatchReconciler::provision(Pass& p) {
-  if (runtime::isConditionTrue(p.status.value("conditions", Json()), condition::kEnvironmentReady))
-    return std::nullopt;
+  if (v1::isConditionTrue(p.status.conditions, condition::kEnvironmentReady)) return std::nullopt;
   std::string envNs = p.envNamespace();
-  int64_t retests = p.status.value("retests", int64_t{0});
+  int64_t retests = p.status.retests.value_or(0);
   if (envNs.empty()) {
     envNs = environmentNamespaceName(p.name, p.uid, retests);
-    p.status["environment"] = {{"namespace", envNs}, {"createdAt", timeString(p.now)}};
+    p.status.environment = v1::EnvironmentStatus{.namespace_ = envNs, .createdAt = timeString(p.now)};
   }
+  v1::EnvironmentStatus& env = *p.status.environment;
   Json owned = ownedLabels(p);
 
   // 1. The namespace, labelled as ours and linked to the Patch.
@@ -135,8 +134,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     }
     Json revTemplate;
     if (p.spec.change.rollbackTo) {
-      auto rev = client_.get(kube::resources::kControllerRevision, p.ns,
-                             jsonString(p.status, "/rollbackSource/name"));
+      auto rev = client_.get(kube::resources::kControllerRevision, p.ns, p.rollbackSourceName());
       if (!rev.ok()) return rev.status();
       revTemplate = jsonAt(*rev, "/data/template");
     }
@@ -152,9 +150,9 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
       }
       return patched.status();
     }
-    p.status["baseHash"] = specHash(*prod);
-    p.status["expectedHash"] = specHash(*patched);
-    p.status["environment"]["baseResourceVersion"] = jsonString(*prod, "/metadata/resourceVersion");
+    p.status.baseHash = specHash(*prod);
+    p.status.expectedHash = specHash(*patched);
+    env.baseResourceVersion = jsonString(*prod, "/metadata/resourceVersion");
 
     // ConfigMaps, Secrets and the ServiceAccount the pods use, with the
     // config part of the change applied (dry run on production again).
@@ -191,7 +189,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     const Json& podLabels = jsonAt(*patched, "/spec/template/metadata/labels");
     auto services = client_.list(kube::resources::kService, p.ns, {});
     if (!services.ok()) return services.status();
-    Json serviceNames = Json::array();
+    std::vector<std::string> serviceNames;
     for (const auto& svc : (*services)["items"]) {
       const Json& sel = jsonAt(svc, "/spec/selector");
       if (!sel.is_object() || sel.empty()) continue;
@@ -205,7 +203,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
       if (auto s = ensureCreated(client_, kube::resources::kService, envNs, copyObject(s2, envNs, owned)); !s.ok()) return s;
       serviceNames.push_back(jsonString(svc, "/metadata/name"));
     }
-    p.status["environment"]["services"] = serviceNames;
+    env.services = std::move(serviceNames);
     // Declared dependencies.
     for (const auto& inc : p.spec.include) {
       auto irt = inc.kind == "Service"     ? kube::resources::kService
@@ -242,16 +240,16 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
 
   // 4. Wait until the copy is Ready.
   Health h = workloadHealth(*envCopy);
-  p.status["environment"]["message"] = h.message;
+  env.message = h.message;
   if (h.healthy) {
-    p.status["environment"]["readyAt"] = timeString(p.now);
+    env.readyAt = timeString(p.now);
     setCondition(p, condition::kEnvironmentReady, true, reason::kEnvironmentReady,
                  absl::StrCat("copy of ", p.spec.target.key(), " ready in ", envNs, ": ", h.message));
     transition(p, v1::phase::kTesting, reason::kEnvironmentReady,
                absl::StrCat("environment ", envNs, " ready; running ", p.spec.tests.size(), " test(s)"));
     return std::nullopt;
   }
-  double waited = secondsSince(jsonString(p.status, "/environment/createdAt"), p.now);
+  double waited = secondsSince(env.createdAt, p.now);
   if (waited > static_cast<double>(p.spec.readyTimeoutSeconds) || h.failed) {
     std::string msg = absl::StrCat("the copy of ", p.spec.target.key(), " in ", envNs,
                                    " did not become ready within ", p.spec.readyTimeoutSeconds, "s: ", h.message);
@@ -260,7 +258,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     return Action::await();
   }
   setCondition(p, condition::kEnvironmentReady, false, reason::kProvisioning, h.message);
-  p.status["message"] = absl::StrCat("waiting for the copy in ", envNs, ": ", h.message);
+  p.status.message = absl::StrCat("waiting for the copy in ", envNs, ": ", h.message);
   return Action::requeue(options_.pollInterval);
 }
 

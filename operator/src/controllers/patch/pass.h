@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "api/v1alpha1/patch.h"
+#include "api/v1alpha1/patch_status.h"
 #include "common/json.h"
 #include "controllers/patch/reconciler.h"
 #include "kube/resource.h"
@@ -19,15 +20,22 @@ struct PatchReconciler::Pass {
   int64_t generation = 0;
   api::v1alpha1::PatchSpec spec;
   kube::ResourceType targetType;
-  Json status;  // the status this reconcile will write
+  api::v1alpha1::PatchStatus status;  // the status this reconcile will write
   Clock::TimePoint now;
   // Events, metrics and logs of what this pass decided: run once the status
   // that records it is written, dropped if that write fails (the next pass
   // decides again), so each transition is counted once.
   std::vector<std::function<void()>> afterWrite;
 
-  std::string phase() const { return status.value("phase", ""); }
-  std::string envNamespace() const { return jsonString(status, "/environment/namespace"); }
+  std::string phase() const { return status.phase.value_or(""); }
+  // "" until an environment is recorded.
+  std::string envNamespace() const { return status.environment ? status.environment->namespace_ : ""; }
+  // The rollback point's ControllerRevision ("" until recorded).
+  std::string revisionName() const { return status.revision ? status.revision->name : ""; }
+  // The revision a rollbackTo Patch restores ("" until validated).
+  std::string rollbackSourceName() const { return status.rollbackSource ? status.rollbackSource->name : ""; }
+  // When production was promoted ("" before).
+  std::string promotedAt() const { return status.promotion ? status.promotion->promotedAt : ""; }
 };
 
 // Small helpers shared by the step files.

@@ -12,6 +12,8 @@
 // Config goes before the workload in both directions, so new pods start with
 // the config that belongs to their template.
 #include <algorithm>
+#include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/failpoint.h"
@@ -19,7 +21,6 @@
 #include "controllers/patch/pass.h"
 #include "controllers/patch/workload.h"
 #include "kube/errors.h"
-#include "runtime/status.h"
 
 namespace patchgate::controllers::patch {
 
@@ -72,17 +73,17 @@ absl::Status PatchReconciler::persist(Pass& p) { return syncStatus(p); }
 // Puts back the config the Patch may already have written (from its rollback
 // point) and closes the promotion intent: the promotion stops short.
 absl::Status PatchReconciler::putConfigBack(Pass& p) {
-  auto rev = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/revision/name"));
+  auto rev = client_.get(kube::resources::kControllerRevision, p.ns, p.revisionName());
   if (!rev.ok()) return rev.status();
   if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
-  p.status.erase("intent");
+  p.status.intent.reset();
   return absl::OkStatus();
 }
 
 // Production changed under the Patch: re-test on the new base, or give up
 // after maxRetests.
 PatchReconciler::Step PatchReconciler::retestOrGiveUp(Pass& p, const std::string& why) {
-  if (p.status.value("retests", int64_t{0}) >= p.spec.maxRetests) {
+  if (p.status.retests.value_or(0) >= p.spec.maxRetests) {
     fail(p, reason::kDriftLimit, absl::StrCat("production changed under the patch ", p.spec.maxRetests + 1,
                                               " times; giving up instead of promoting untested changes"));
     return Action::await();
@@ -135,14 +136,14 @@ absl::Status PatchReconciler::restoreConfigs(Pass& p, const Json& configs) {
 
 absl::Status PatchReconciler::resetForRetest(Pass& p, const std::string& why) {
   if (auto s = deleteEnvironment(p); !s.ok()) return s;
-  int64_t retests = p.status.value("retests", int64_t{0}) + 1;
-  p.status["retests"] = retests;
-  p.status["retestedAt"] = timeString(p.now);  // approvals given before this are void
-  p.status.erase("environment");
-  p.status.erase("tests");
+  int64_t retests = p.status.retests.value_or(0) + 1;
+  p.status.retests = retests;
+  p.status.retestedAt = timeString(p.now);  // approvals given before this are void
+  p.status.environment.reset();
+  p.status.tests.clear();
   for (const char* c : {condition::kEnvironmentReady, condition::kTestsPassed, condition::kApproved,
                         condition::kValidated})
-    runtime::removeCondition(p.status["conditions"], c);
+    v1::removeCondition(p.status.conditions, c);
   p.afterWrite.push_back([m = metrics_] { m->driftDetected(); });
   transition(p, v1::phase::kProvisioning, reason::kDriftDetected,
              absl::StrCat(why, "; the tests no longer prove anything: re-testing on the new base (retest ",
@@ -228,36 +229,36 @@ absl::StatusOr<Json> PatchReconciler::ensureRevision(Pass& p, const Json& prod) 
 }
 
 PatchReconciler::Step PatchReconciler::promote(Pass& p) {
-  if (p.status.contains("promotion")) return std::nullopt;
+  if (p.status.promotion) return std::nullopt;
   if (p.phase() != v1::phase::kPromoting) transition(p, v1::phase::kPromoting, reason::kPromoting, "promoting");
   auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
   if (!prod.ok()) {
     if (kube::isNotFound(prod.status())) {
-      if (p.status.contains("intent"))  // our config may be written already
+      if (p.status.intent)  // our config may be written already
         if (auto s = putConfigBack(p); !s.ok()) return s;
       fail(p, reason::kTargetVanished, absl::StrCat(p.spec.target.key(), " disappeared before promotion"));
       return Action::await();
     }
     return prod.status();
   }
-  const std::string base = p.status.value("baseHash", ""), expected = p.status.value("expectedHash", "");
+  const std::string base = p.status.baseHash.value_or(""), expected = p.status.expectedHash.value_or("");
   const std::string mark = absl::StrCat(p.uid, "/", kActionPromote);
   std::string current = specHash(*prod);
   bool ours = jsonString(*prod, "/metadata/annotations/patchgate.dev~1last-write") == mark;
 
   // 1. Decide, record the rollback point and the intent, and make them durable.
-  if (jsonString(p.status, "/intent/action") != kActionPromote) {
+  if (!p.status.intent || p.status.intent->action != kActionPromote) {
     // An operator from before write-ahead intents may have landed the write.
-    bool landedEarlier = current == expected && p.status.contains("revision");
+    bool landedEarlier = current == expected && p.status.revision.has_value();
     if (current != base && !landedEarlier)  // drift: not what the tests ran against
       return retestOrGiveUp(p, absl::StrCat(p.spec.target.key(), " was changed since it was copied"));
     auto rev = ensureRevision(p, *prod);
     if (!rev.ok()) return rev.status();
     std::string revName = jsonString(*rev, "/metadata/name");
-    p.status["revision"] = {{"name", revName}, {"number", rev->value("revision", int64_t{0})},
-                            {"rollbackTarget", revName}};
-    p.status["intent"] = {{"action", kActionPromote}, {"revision", revName}, {"baseHash", base},
-                          {"expectedHash", expected}, {"at", timeString(p.now)}};
+    p.status.revision = v1::RollbackPoint{revName, rev->value("revision", int64_t{0}), revName};
+    p.status.intent = v1::Intent{
+        .action = kActionPromote, .revision = revName, .at = timeString(p.now), .baseHash = base,
+        .expectedHash = expected};
     if (auto s = persist(p); !s.ok()) return s;
     failpoint("promote.afterIntent");
   }
@@ -267,12 +268,12 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
   // before the workload, so a landed workload write means config landed too.
   Json source;  // a rollbackTo Patch restores the template and configs of its source revision
   if (p.spec.change.rollbackTo) {
-    auto src = client_.get(kube::resources::kControllerRevision, p.ns, jsonString(p.status, "/rollbackSource/name"));
+    auto src = client_.get(kube::resources::kControllerRevision, p.ns, p.rollbackSourceName());
     if (!src.ok()) return src.status();
     source = *src;
   }
   int64_t generation = jsonInt(*prod, "/metadata/generation");
-  Json configHashes = Json::object();
+  std::map<std::string, std::string> configHashes;
   if (current == expected || ours) {
     // Landed already (an earlier pass died before recording it). If someone
     // changed it since, verification says so (Reverted).
@@ -340,12 +341,12 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
     return retestOrGiveUp(p, absl::StrCat(p.spec.target.key(), " was changed while promoting"));
   }
 
-  p.status.erase("intent");
-  p.status["promotion"] = {{"promotedAt", timeString(p.now)}, {"generation", generation},
-                           {"configHashes", configHashes}};
+  p.status.intent.reset();
+  p.status.promotion = v1::Promotion{
+      .promotedAt = timeString(p.now), .generation = generation, .configHashes = std::move(configHashes)};
   setCondition(p, condition::kPromoted, true, reason::kPromoted,
                absl::StrCat("applied to ", p.spec.target.key(), " (generation ", generation, "); rollback point ",
-                            jsonString(p.status, "/revision/name")));
+                            p.revisionName()));
   transition(p, v1::phase::kVerifying, reason::kPromoted,
              absl::StrCat("promoted to production; verifying the rollout (up to ", p.spec.verificationTimeoutSeconds,
                           "s, then ", p.spec.bakeSeconds, "s of bake)"));
@@ -361,7 +362,9 @@ PatchReconciler::Step PatchReconciler::abandonPromotion(Pass& p, const std::stri
 }
 
 PatchReconciler::Step PatchReconciler::verify(Pass& p) {
-  if (runtime::isConditionTrue(p.status.value("conditions", Json()), condition::kVerified)) return std::nullopt;
+  if (v1::isConditionTrue(p.status.conditions, condition::kVerified)) return std::nullopt;
+  // promote() records the promotion before verification starts.
+  if (!p.status.promotion) return absl::InternalError("verifying without a promotion record in status");
   auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
   if (!prod.ok()) {
     if (kube::isNotFound(prod.status())) {
@@ -372,14 +375,15 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
   }
   // Production must still be what was promoted, config included.
   std::string reverted;
-  if (specHash(*prod) != p.status.value("expectedHash", "")) {
+  v1::Promotion& promo = *p.status.promotion;
+  if (specHash(*prod) != p.status.expectedHash.value_or("")) {
     reverted = absl::StrCat(p.spec.target.key(), " no longer has the promoted spec", lastOtherWriter(*prod));
   } else {
-    for (auto& [key, digest] : jsonAt(p.status, "/promotion/configHashes").items()) {
+    for (const auto& [key, digest] : promo.configHashes) {
       auto slash = key.find('/');
       auto cfg = client_.get(configType(key.substr(0, slash)), p.ns, key.substr(slash + 1));
       if (!cfg.ok() && !kube::isNotFound(cfg.status())) return cfg.status();
-      if (!cfg.ok() || configDigest(*cfg) != digest.get<std::string>()) {
+      if (!cfg.ok() || configDigest(*cfg) != digest) {
         reverted = absl::StrCat(key, " no longer has the promoted data",
                                 cfg.ok() ? lastOtherWriter(*cfg) : std::string(" (deleted)"));
         break;
@@ -395,10 +399,9 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
     return Action::await();
   }
 
-  Health h = workloadHealth(*prod, jsonInt(p.status, "/promotion/generation"));
-  Json& promo = p.status["promotion"];
-  double elapsed = secondsSince(promo.value("promotedAt", ""), p.now);
-  bool everHealthy = promo.contains("firstHealthyAt");
+  Health h = workloadHealth(*prod, promo.generation);
+  double elapsed = secondsSince(promo.promotedAt, p.now);
+  bool everHealthy = promo.firstHealthyAt.has_value();
   double deadline = static_cast<double>(p.spec.verificationTimeoutSeconds) +
                     (everHealthy ? static_cast<double>(p.spec.bakeSeconds) : 0.0);
   PodTrouble trouble;
@@ -420,41 +423,42 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
     }
     return rollback(p, cause, why);
   };
-  if (int64_t more = everHealthy ? trouble.restartsSince(promo.value("restartsAtHealthy", Json::object())) : 0;
-      more > 0) {
+  int64_t more = 0;
+  if (everHealthy) more = trouble.restartsSince(promo.restartsAtHealthy.value_or(decltype(trouble.byPod){}));
+  if (more > 0) {
     return failVerification("Unhealthy", absl::StrCat("containers restarted during the bake (", more, " restart(s))",
                                                       trouble.problem.empty() ? "" : ": " + trouble.problem));
   }
   if (h.healthy) {
-    if (!promo.contains("healthyAt")) {
-      promo["healthyAt"] = timeString(p.now);
+    if (!promo.healthyAt) {
+      promo.healthyAt = timeString(p.now);
       if (!everHealthy) {
-        promo["firstHealthyAt"] = timeString(p.now);
-        promo["restartsAtHealthy"] = trouble.byPod;
+        promo.firstHealthyAt = timeString(p.now);
+        promo.restartsAtHealthy = trouble.byPod;
       }
     }
-    double baked = secondsSince(promo.value("healthyAt", ""), p.now);
+    double baked = secondsSince(*promo.healthyAt, p.now);
     if (baked >= static_cast<double>(p.spec.bakeSeconds)) {
-      promo["verifiedAt"] = timeString(p.now);
+      promo.verifiedAt = timeString(p.now);
       setCondition(p, condition::kVerified, true, reason::kVerified,
                    absl::StrCat(h.message, "; healthy and unchanged for ", p.spec.bakeSeconds, "s"));
-      p.status["finishedAt"] = timeString(p.now);
-      double lead = secondsSince(p.status.value("startedAt", ""), p.now);
+      p.status.finishedAt = timeString(p.now);
+      double lead = secondsSince(p.status.startedAt.value_or(""), p.now);
       p.afterWrite.push_back([m = metrics_, lead] { m->promoted(lead); });
       transition(p, v1::phase::kSucceeded, reason::kSucceeded,
                  absl::StrCat("production is healthy with the patch: ", h.message, "; rollback point ",
-                              jsonString(p.status, "/revision/name")));
+                              p.revisionName()));
       return std::nullopt;
     }
     std::string msg = absl::StrCat(h.message, "; baking: ", static_cast<int64_t>(baked), " of ", p.spec.bakeSeconds,
                                    "s healthy");
     setCondition(p, condition::kVerified, false, reason::kBaking, msg);
-    p.status["message"] = absl::StrCat("verifying production: ", msg);
+    p.status.message = absl::StrCat("verifying production: ", msg);
     auto left = std::chrono::duration<double>(static_cast<double>(p.spec.bakeSeconds) - baked + 0.1);
     return Action::requeue(std::min<Clock::Duration>(options_.pollInterval,
                                                      std::chrono::duration_cast<Clock::Duration>(left)));
   }
-  if (promo.contains("healthyAt")) promo.erase("healthyAt");  // not ready any more: the bake starts over
+  promo.healthyAt.reset();  // not ready any more: the bake starts over
   if (timedOut) {
     std::string why = h.failed ? h.message
                                : absl::StrCat("not healthy within ", static_cast<int64_t>(deadline), "s: ", h.message);
@@ -462,7 +466,7 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
     return failVerification(h.failed ? "ProgressDeadlineExceeded" : "VerificationTimeout", why);
   }
   setCondition(p, condition::kVerified, false, reason::kVerifying, h.message);
-  p.status["message"] = absl::StrCat("verifying production: ", h.message, everHealthy ? " (bake starts over)" : "");
+  p.status.message = absl::StrCat("verifying production: ", h.message, everHealthy ? " (bake starts over)" : "");
   return Action::requeue(options_.pollInterval);
 }
 
@@ -472,17 +476,18 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
 // intent first; then the Patch waits in RollingBack until the restored
 // workload is healthy (RolledBack) or is not in time (Failed/RollbackFailed).
 PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& cause, const std::string& why) {
-  if (jsonString(p.status, "/intent/action") != kActionRollback) {
-    p.status["intent"] = {{"action", kActionRollback}, {"revision", jsonString(p.status, "/revision/name")},
-                          {"cause", cause}, {"reason", why}, {"at", timeString(p.now)}};
+  if (!p.status.intent || p.status.intent->action != kActionRollback) {
+    p.status.intent = v1::Intent{
+        .action = kActionRollback, .revision = p.revisionName(), .at = timeString(p.now), .cause = cause,
+        .reason = why};
     transition(p, v1::phase::kRollingBack, reason::kRollingBack,
-               absl::StrCat("rolling back to ", jsonString(p.status, "/revision/name"), ": ", why),
+               absl::StrCat("rolling back to ", p.revisionName(), ": ", why),
                runtime::EventType::kWarning);
     if (auto s = persist(p); !s.ok()) return s;
     failpoint("rollback.afterIntent");
   }
   if (auto s = fence(); !s.ok()) return s;
-  std::string revName = jsonString(p.status, "/intent/revision");
+  std::string revName = p.status.intent->revision;
   auto rev = client_.get(kube::resources::kControllerRevision, p.ns, revName);
   if (!rev.ok()) {
     if (!kube::isNotFound(rev.status()) && !refusedForGood(rev.status())) return rev.status();
@@ -529,10 +534,10 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
       failpoint("rollback.afterWorkload");
     }
   }
-  std::string intentCause = jsonString(p.status, "/intent/cause"), intentWhy = jsonString(p.status, "/intent/reason");
-  p.status.erase("intent");
-  p.status["rollback"] = {{"at", timeString(p.now)}, {"reason", intentWhy}, {"cause", intentCause},
-                          {"revision", revName}, {"generation", generation}};
+  v1::Intent intent = *std::exchange(p.status.intent, std::nullopt);
+  p.status.rollback = v1::RollbackRecord{.at = timeString(p.now), .reason = intent.reason.value_or(""),
+                                         .cause = intent.cause.value_or(""), .revision = revName,
+                                         .generation = generation};
   setCondition(p, condition::kRolledBack, false, reason::kRollingBack,
                absl::StrCat("restored ", p.spec.target.key(), " and its config to ", revName,
                             "; waiting for it to be healthy"));
@@ -544,22 +549,22 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
 
 // Terminal: the rollback could not be written or did not become healthy.
 PatchReconciler::Step PatchReconciler::rollbackFailed(Pass& p, const std::string& msg) {
-  p.status.erase("intent");
+  p.status.intent.reset();
   setCondition(p, condition::kRolledBack, false, reason::kRollbackFailed, msg);
   p.afterWrite.push_back([m = metrics_] { m->rollbackFailed(); });
-  if (!p.status.contains("finishedAt")) p.status["finishedAt"] = timeString(p.now);
+  if (!p.status.finishedAt) p.status.finishedAt = timeString(p.now);
   setCondition(p, condition::kReady, false, reason::kRollbackFailed, msg);
   transition(p, v1::phase::kFailed, reason::kRollbackFailed, msg, runtime::EventType::kWarning);
   return Action::await();
 }
 
 PatchReconciler::Step PatchReconciler::finishRollback(Pass& p, const std::string& health) {
-  std::string revName = jsonString(p.status, "/rollback/revision");
-  std::string why = jsonString(p.status, "/rollback/reason");
-  std::string cause = jsonString(p.status, "/rollback/cause");
-  double restore = secondsSince(jsonString(p.status, "/promotion/promotedAt"), p.now);
-  p.status["rollback"]["verifiedAt"] = timeString(p.now);
-  p.status["finishedAt"] = timeString(p.now);
+  // rollback() recorded it (an empty one only for a status from elsewhere).
+  v1::RollbackRecord& record = p.status.rollback ? *p.status.rollback : p.status.rollback.emplace();
+  const std::string revName = record.revision, why = record.reason, cause = record.cause;
+  double restore = secondsSince(p.promotedAt(), p.now);
+  record.verifiedAt = timeString(p.now);
+  p.status.finishedAt = timeString(p.now);
   p.afterWrite.push_back([m = metrics_, cause, restore] { m->rolledBack(cause, restore); });
   setCondition(p, condition::kRolledBack, true, reason::kRolledBack,
                absl::StrCat("restored ", p.spec.target.key(), " and its config to ", revName, ": ", health));
@@ -572,23 +577,24 @@ PatchReconciler::Step PatchReconciler::finishRollback(Pass& p, const std::string
 // RollingBack: the restore is written; RolledBack once the restored workload
 // is healthy, RollbackFailed when it is not within the verification timeout.
 PatchReconciler::Step PatchReconciler::verifyRollback(Pass& p) {
-  if (jsonString(p.status, "/intent/action") == kActionRollback)  // the restore itself is not done yet
-    return rollback(p, jsonString(p.status, "/intent/cause"), jsonString(p.status, "/intent/reason"));
+  if (p.status.intent && p.status.intent->action == kActionRollback)  // the restore itself is not done yet
+    return rollback(p, p.status.intent->cause.value_or(""), p.status.intent->reason.value_or(""));
   auto prod = client_.get(p.targetType, p.ns, p.spec.target.name);
   if (!prod.ok()) {
     if (kube::isNotFound(prod.status())) return finishRollback(p, absl::StrCat(p.spec.target.key(), " no longer exists"));
     return prod.status();
   }
-  Health h = workloadHealth(*prod, jsonInt(p.status, "/rollback/generation"));
+  const v1::RollbackRecord record = p.status.rollback.value_or(v1::RollbackRecord{});
+  Health h = workloadHealth(*prod, record.generation);
   if (h.healthy) return finishRollback(p, h.message);
-  double waited = secondsSince(jsonString(p.status, "/rollback/at"), p.now);
+  double waited = secondsSince(record.at, p.now);
   if (h.failed || waited > static_cast<double>(p.spec.verificationTimeoutSeconds)) {
-    return rollbackFailed(p, absl::StrCat("rolled back to ", jsonString(p.status, "/rollback/revision"),
+    return rollbackFailed(p, absl::StrCat("rolled back to ", record.revision,
                                           " but the restored workload is not healthy", h.failed ? ": " : " within ",
                                           h.failed ? "" : absl::StrCat(p.spec.verificationTimeoutSeconds, "s: "),
                                           h.message, "; production needs a person"));
   }
-  p.status["message"] = absl::StrCat("rolling back to ", jsonString(p.status, "/rollback/revision"), ": ", h.message);
+  p.status.message = absl::StrCat("rolling back to ", record.revision, ": ", h.message);
   return Action::requeue(options_.pollInterval);
 }
 

@@ -11,7 +11,6 @@
 #include "controllers/patch/workload.h"
 #include "kube/errors.h"
 #include "runtime/finalizer.h"
-#include "runtime/status.h"
 
 namespace patchgate::controllers::patch {
 
@@ -55,21 +54,20 @@ PatchReconciler::~PatchReconciler() = default;
 
 void PatchReconciler::setCondition(Pass& p, const std::string& type, bool status,
                                    const std::string& reason, const std::string& message) {
-  runtime::Condition c{type, status ? "True" : "False", reason, message, p.generation};
-  runtime::setCondition(p.status["conditions"], c, p.now);
+  v1::Condition c{type, status ? "True" : "False", reason, message};
+  if (p.generation > 0) c.observedGeneration = p.generation;
+  v1::setCondition(p.status.conditions, std::move(c), timeString(p.now));
 }
 
 void PatchReconciler::transition(Pass& p, const std::string& phase, const std::string& reason,
                                  const std::string& message, runtime::EventType type) {
   std::string from = p.phase();
-  p.status["message"] = message;
+  p.status.message = message;
   if (from == phase) return;
-  p.status["phase"] = phase;
-  Json& history = p.status["history"];
-  if (!history.is_array()) history = Json::array();
-  double inFrom = history.empty() ? 0 : secondsSince(history.back().value("at", ""), p.now);
-  history.push_back({{"at", timeString(p.now)}, {"phase", phase}, {"reason", reason},
-                     {"actor", "patchgate"}, {"message", message}});
+  p.status.phase = phase;
+  auto& history = p.status.history;
+  double inFrom = history.empty() ? 0 : secondsSince(history.back().at, p.now);
+  history.push_back({timeString(p.now), phase, reason, "patchgate", message});
   while (history.size() > static_cast<size_t>(options_.historyLimit)) history.erase(history.begin());
   // Told once the status recording it is written (syncStatus).
   p.afterWrite.push_back([this, &p, type, reason, phase, message, from, inFrom] {
@@ -87,7 +85,7 @@ void PatchReconciler::flushAfterWrite(Pass& p) {
 }
 
 void PatchReconciler::fail(Pass& p, const std::string& reason, const std::string& message) {
-  if (!p.status.contains("finishedAt")) p.status["finishedAt"] = timeString(p.now);
+  if (!p.status.finishedAt) p.status.finishedAt = timeString(p.now);
   setCondition(p, condition::kReady, false, reason, message);
   transition(p, v1::phase::kFailed, reason, message, runtime::EventType::kWarning);
 }
@@ -95,22 +93,23 @@ void PatchReconciler::fail(Pass& p, const std::string& reason, const std::string
 absl::Status PatchReconciler::syncStatus(Pass& p) {
   std::string phase = p.phase();
   bool terminal = v1::phase::isTerminal(phase);
-  p.status["observedGeneration"] = p.generation;
+  p.status.observedGeneration = p.generation;
+  const std::string message = p.status.message.value_or("");
   // kstatus: Reconciling while work is in progress; Stalled when it ended
   // badly and only a person can help; Ready when it ended well.
-  setCondition(p, condition::kReconciling, !terminal, terminal ? "Finished" : phase,
-               terminal ? "" : p.status.value("message", ""));
+  setCondition(p, condition::kReconciling, !terminal, terminal ? "Finished" : phase, terminal ? "" : message);
   bool stalled = phase == v1::phase::kFailed || phase == v1::phase::kRolledBack;
-  setCondition(p, condition::kStalled, stalled, stalled ? phase : "NotStalled",
-               stalled ? p.status.value("message", "") : "");
+  setCondition(p, condition::kStalled, stalled, stalled ? phase : "NotStalled", stalled ? message : "");
   if (phase == v1::phase::kSucceeded) {
-    setCondition(p, condition::kReady, true, reason::kSucceeded, p.status.value("message", ""));
+    setCondition(p, condition::kReady, true, reason::kSucceeded, message);
   } else if (!terminal) {
-    setCondition(p, condition::kReady, false, phase, p.status.value("message", ""));
+    setCondition(p, condition::kReady, false, phase, message);
   } else if (phase == v1::phase::kRolledBack) {
-    setCondition(p, condition::kReady, false, reason::kRolledBack, p.status.value("message", ""));
+    setCondition(p, condition::kReady, false, reason::kRolledBack, message);
   }
-  if (p.patch.value("status", Json()) == p.status) {
+  // The mapping round-trips what it wrote, so an unchanged pass compares equal.
+  Json status = v1::toJson(p.status);
+  if (p.patch.value("status", Json()) == status) {
     flushAfterWrite(p);
     return absl::OkStatus();
   }
@@ -118,7 +117,7 @@ absl::Status PatchReconciler::syncStatus(Pass& p) {
   // since, this status was derived from stale data and must not overwrite
   // newer progress. The conflict requeues; the next pass sees fresh data.
   Json obj = p.patch;
-  obj["status"] = p.status;
+  obj["status"] = std::move(status);
   auto written = client_.updateStatus(kube::resources::kPatch, p.ns, obj);
   if (!written.ok()) {
     p.afterWrite.clear();  // not recorded: the next pass decides again
@@ -179,16 +178,26 @@ absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj
     ctx.log.debug("cache behind our last write; waiting for it");
     return Action::retryWithBackoff();  // our write's watch event usually comes first
   }
+  Json stored = obj->value("status", Json::object());
+  if (!stored.is_object()) stored = Json::object();
+  auto status = v1::parsePatchStatus(stored);
+  if (!status.ok()) {
+    // Written by hand or by something else: acting on a guess could repeat
+    // or skip a write to production, and writing it back would lose what
+    // it holds. An error for this Patch, retried with backoff, until a
+    // person fixes the status.
+    ctx.log.error("unexpected status shape", {{"error", std::string(status.status().message())}});
+    return absl::InternalError(absl::StrCat("unexpected status shape: ", status.status().message()));
+  }
   Pass p{*obj, ctx};
   p.ns = jsonString(*obj, "/metadata/namespace");
   p.name = jsonString(*obj, "/metadata/name");
   p.uid = jsonString(*obj, "/metadata/uid");
   p.generation = jsonInt(*obj, "/metadata/generation", 1);
-  p.status = obj->value("status", Json::object());
-  if (!p.status.is_object()) p.status = Json::object();
+  p.status = std::move(*status);
   p.now = clock_.now();
   if (p.phase().empty()) {
-    p.status["startedAt"] = timeString(p.now);
+    p.status.startedAt = timeString(p.now);
     transition(p, v1::phase::kPending, "Created", "patch received");
   }
   // The pass that puts the finalizer on ends there: its status would be
@@ -221,10 +230,12 @@ absl::StatusOr<Action> PatchReconciler::reconcileOnce(const runtime::Object& obj
 absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
   // A Patch that failed before anything was built (bad spec, missing target)
   // may be fixed in place; the CRD allows that edit. Start it over.
-  if (p.phase() == v1::phase::kFailed && !p.status.contains("environment") &&
-      p.status.value("observedGeneration", int64_t{0}) < p.generation) {
-    Json history = p.status.value("history", Json::array());
-    p.status = {{"history", history}, {"startedAt", timeString(p.now)}};
+  if (p.phase() == v1::phase::kFailed && !p.status.environment &&
+      p.status.observedGeneration.value_or(0) < p.generation) {
+    v1::PatchStatus fresh;
+    fresh.history = std::move(p.status.history);
+    fresh.startedAt = timeString(p.now);
+    p.status = std::move(fresh);
     transition(p, v1::phase::kPending, "SpecChanged", "spec changed after it failed; starting over");
   }
   auto spec = v1::parseSpec(p.patch);
@@ -255,7 +266,7 @@ absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
     return r->value_or(Action::await());
   }
   if (jsonAt(p.patch, "/spec/cancel") == true) {
-    if (p.status.contains("promotion") || p.status.contains("intent")) {
+    if (p.status.promotion || p.status.intent) {
       Step r = rollback(p, "Cancelled", "cancelled by a user during promotion or verification");
       if (!r.ok()) return r.status();
       return r->value_or(Action::await());
@@ -284,13 +295,12 @@ absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
 // ---- validate ---------------------------------------------------------------
 
 PatchReconciler::Step PatchReconciler::validate(Pass& p) {
-  const Json conditions = p.status.value("conditions", Json());
-  const Json& cond = runtime::findCondition(conditions, condition::kValidated);
-  if (cond.is_object() && cond.value("status", "") == "True" &&
-      cond.value("observedGeneration", int64_t{0}) == p.generation) {
+  const v1::Condition* cond = v1::findCondition(p.status.conditions, condition::kValidated);
+  if (cond && cond->status == "True" && cond->observedGeneration.value_or(0) == p.generation) {
     return std::nullopt;
   }
-  p.ctx.log.debug("validating", {{"condition", cond}, {"generation", p.generation}});
+  p.ctx.log.debug("validating",
+                  {{"condition", cond ? v1::toJson(*cond) : Json()}, {"generation", p.generation}});
   auto target = client_.get(p.targetType, p.ns, p.spec.target.name);
   if (!target.ok()) {
     if (kube::isNotFound(target.status())) {
@@ -310,8 +320,8 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
     for (const auto& r : (*revs)["items"]) {
       if (r.value("revision", int64_t{0}) == *p.spec.change.rollbackTo) {
         revisionTemplate = jsonAt(r, "/data/template");
-        p.status["rollbackSource"] = {{"name", jsonString(r, "/metadata/name")},
-                                      {"revision", *p.spec.change.rollbackTo}};
+        p.status.rollbackSource =
+            v1::RollbackSource{jsonString(r, "/metadata/name"), *p.spec.change.rollbackTo};
       }
     }
     if (revisionTemplate.is_null()) {
@@ -374,8 +384,11 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
     Json before = cc.kind == "Secret" ? Json::object() : current->value("data", Json::object());
     Json after = cc.kind == "Secret" ? Json::object() : applied->value("data", Json::object());
     if (cc.kind == "Secret") {
-      for (auto& [k, v] : current->value("data", Json::object()).items()) before[k] = hashJson(v).substr(0, 8);
-      for (auto& [k, v] : applied->value("data", Json::object()).items()) after[k] = hashJson(v).substr(0, 8);
+      // Named: a range-for over items() of a temporary would iterate a destroyed value.
+      const Json currentData = current->value("data", Json::object());
+      const Json appliedData = applied->value("data", Json::object());
+      for (auto& [k, v] : currentData.items()) before[k] = hashJson(v).substr(0, 8);
+      for (auto& [k, v] : appliedData.items()) after[k] = hashJson(v).substr(0, 8);
     }
     std::string d = describeDiff(before, after);
     if (!d.empty()) absl::StrAppend(&diff, cc.kind, "/", cc.name, ":\n", d);
@@ -387,11 +400,11 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
     fail(p, reason::kNoChange, msg);
     return Action::await();
   }
-  p.status["target"] = {{"kind", p.spec.target.kind}, {"name", p.spec.target.name},
-                        {"uid", jsonString(*target, "/metadata/uid")}};
-  p.status["baseHash"] = base;
-  p.status["expectedHash"] = expected;
-  p.status["diff"] = diff.size() > 16000 ? diff.substr(0, 16000) + "...(truncated)\n" : diff;
+  p.status.target =
+      v1::TargetRef{p.spec.target.kind, p.spec.target.name, jsonString(*target, "/metadata/uid")};
+  p.status.baseHash = base;
+  p.status.expectedHash = expected;
+  p.status.diff = diff.size() > 16000 ? diff.substr(0, 16000) + "...(truncated)\n" : diff;
   setCondition(p, condition::kValidated, true, reason::kValidated,
                "target exists, the change applies (server-side dry run) and the documentation is present");
   transition(p, v1::phase::kValidated, reason::kValidated,
@@ -420,7 +433,7 @@ PatchReconciler::Step PatchReconciler::queue(Pass& p) {
   std::vector<Entry> waiting;
   for (const auto& other : patches_.byIndex(kIndexTarget, key)) {
     std::string name = jsonString(*other, "/metadata/name");
-    std::string phase = jsonString(*other, "/status/phase");
+    std::string phase = v1::phaseOf(*other);
     if (name == p.name) continue;
     if (v1::phase::isTerminal(phase) || runtime::isDeleting(*other)) continue;
     if (inFlight(phase)) {
@@ -462,7 +475,7 @@ PatchReconciler::Step PatchReconciler::queue(Pass& p) {
 PatchReconciler::Step PatchReconciler::approve(Pass& p) {
   // Decided once: after the promotion intent, approvals cannot undo a write
   // that may have landed (a rejection then is a cancel, which rolls back).
-  if (p.status.contains("intent") || p.status.contains("promotion")) return std::nullopt;
+  if (p.status.intent || p.status.promotion) return std::nullopt;
   if (!p.spec.approvalRequired) {
     setCondition(p, condition::kApproved, true, reason::kNotRequired, "this patch needs no approval");
     return std::nullopt;
@@ -472,7 +485,7 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
   lo.fieldSelector = "";  // PatchApprovals are few per namespace; filter here
   auto list = client_.list(kube::resources::kPatchApproval, p.ns, lo);
   if (!list.ok()) return list.status();
-  Json approvals = Json::array();
+  std::vector<v1::ApprovalRecord> approvals;
   std::set<std::string> approvers;
   for (const auto& a : (*list)["items"]) {
     if (jsonString(a, "/spec/patch") != p.name) continue;
@@ -481,41 +494,39 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
     if (decision.empty()) decision = "approve";
     std::string comment = jsonString(a, "/spec/comment");
     std::string at = jsonString(a, "/metadata/creationTimestamp");
-    Json record = {{"user", who}, {"at", at}, {"comment", comment}, {"decision", decision},
-                   {"name", jsonString(a, "/metadata/name")}};
+    v1::ApprovalRecord record{jsonString(a, "/metadata/name"), who, at, comment, decision};
     // Approvals are for one Patch generation and one tested base.
-    std::string retestedAt = p.status.value("retestedAt", "");
+    std::string retestedAt = p.status.retestedAt.value_or("");
     if (jsonInt(a, "/spec/patchGeneration", p.generation) != p.generation ||
         jsonString(a, "/spec/patchUID") != p.uid) {
-      record["valid"] = false;
-      record["why"] = "given for an earlier version of this patch";
+      record.valid = false;
+      record.why = "given for an earlier version of this patch";
     } else if (!retestedAt.empty() && at < retestedAt) {
       // RFC 3339 UTC strings of one format order like the times they name.
-      record["valid"] = false;
-      record["why"] = "given before production changed under the patch and it was re-tested";
+      record.valid = false;
+      record.why = "given before production changed under the patch and it was re-tested";
     } else if (!author.empty() && who == author) {
-      record["valid"] = false;
-      record["why"] = "the author cannot approve their own patch";
-      Json& refused = p.status["refusedApprovals"];
-      if (!refused.is_array()) refused = Json::array();
-      if (std::find(refused.begin(), refused.end(), record["name"]) == refused.end()) {
-        refused.push_back(record["name"]);
+      record.valid = false;
+      record.why = "the author cannot approve their own patch";
+      auto& refused = p.status.refusedApprovals;
+      if (std::find(refused.begin(), refused.end(), record.name) == refused.end()) {
+        refused.push_back(record.name);
         recorder_.event(p.patch, runtime::EventType::kWarning, reason::kApprovalRefused, "Approve",
                         absl::StrCat(who, " cannot approve: they are the author of this patch"));
       }
     } else if (decision == "reject") {
       approvals.push_back(record);
-      p.status["approvals"] = approvals;
+      p.status.approvals = approvals;
       setCondition(p, condition::kApproved, false, reason::kRejected, absl::StrCat("rejected by ", who, ": ", comment));
       fail(p, reason::kRejected, absl::StrCat("rejected by ", who, comment.empty() ? "" : ": " + comment));
       return Action::await();
     } else {
-      record["valid"] = true;
+      record.valid = true;
       approvers.insert(who);
     }
-    approvals.push_back(record);
+    approvals.push_back(std::move(record));
   }
-  p.status["approvals"] = approvals;
+  p.status.approvals = std::move(approvals);
   if (static_cast<int64_t>(approvers.size()) >= p.spec.approvers) {
     setCondition(p, condition::kApproved, true, reason::kApproved,
                  absl::StrCat("approved by ", absl::StrJoin(approvers, ", ")));
@@ -536,14 +547,14 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
 
 PatchReconciler::Step PatchReconciler::finished(Pass& p) {
   if (!v1::phase::isTerminal(p.phase())) return std::nullopt;
-  if (!p.status.contains("finishedAt")) p.status["finishedAt"] = timeString(p.now);
+  if (!p.status.finishedAt) p.status.finishedAt = timeString(p.now);
   std::string envNs = p.envNamespace();
-  if (envNs.empty() || p.status["environment"].contains("deletedAt")) return Action::await();
+  if (envNs.empty() || p.status.environment->deletedAt) return Action::await();
   if (p.phase() == v1::phase::kFailed && p.spec.keepOnFailure) {
-    p.status["environment"]["kept"] = true;
+    p.status.environment->kept = true;
     return Action::await();  // kept for debugging until the Patch is deleted
   }
-  double age = secondsSince(p.status.value("finishedAt", ""), p.now);
+  double age = secondsSince(*p.status.finishedAt, p.now);
   double ttl = static_cast<double>(p.spec.ttlSecondsAfterFinished);
   if (age < ttl) {
     return Action::requeue(std::chrono::duration_cast<Clock::Duration>(
@@ -558,7 +569,7 @@ absl::StatusOr<Action> PatchReconciler::cleanup(Pass& p) {
   // production half-way: restore the rollback point.
   std::string phase = p.phase();
   if ((phase == v1::phase::kPromoting || phase == v1::phase::kVerifying || phase == v1::phase::kRollingBack) &&
-      (p.status.contains("promotion") || p.status.contains("intent")) && p.status.contains("revision")) {
+      (p.status.promotion || p.status.intent) && p.status.revision) {
     auto spec = v1::parseSpec(p.patch);
     if (spec.ok()) {
       p.spec = *spec;
@@ -566,10 +577,10 @@ absl::StatusOr<Action> PatchReconciler::cleanup(Pass& p) {
       if (rt.ok()) {
         p.targetType = *rt;
         // Restored, not waited for: the Patch is going away.
-        if (phase != v1::phase::kRollingBack || p.status.contains("intent")) {
+        if (phase != v1::phase::kRollingBack || p.status.intent) {
           Step r = rollback(p, "PatchDeleted", "the patch was deleted before production was verified");
           if (!r.ok()) return r.status();
-          double restore = secondsSince(jsonString(p.status, "/promotion/promotedAt"), p.now);
+          double restore = secondsSince(p.promotedAt(), p.now);
           metrics_->rolledBack("PatchDeleted", restore);
         }
       }
@@ -590,7 +601,7 @@ absl::Status PatchReconciler::deleteEnvironment(Pass& p) {
   opts.propagationPolicy = "Background";
   auto r = client_.remove(kube::resources::kNamespace, "", envNs, opts);
   if (!r.ok() && !kube::isNotFound(r.status())) return r.status();
-  p.status["environment"]["deletedAt"] = timeString(p.now);
+  p.status.environment->deletedAt = timeString(p.now);
   recorder_.event(p.patch, runtime::EventType::kNormal, reason::kEnvironmentDeleted, "Cleanup",
                   absl::StrCat("deleted test environment ", envNs));
   metrics_->environmentDeleted();

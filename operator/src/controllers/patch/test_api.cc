@@ -134,13 +134,14 @@ absl::StatusOr<PatchReconciler::TestApiEndpoint> PatchReconciler::testApiEndpoin
 
 absl::Status PatchReconciler::provisionTestApi(Pass& p) {
   if (!options_.testApi.enabled()) return absl::OkStatus();
-  Json& recorded = p.status["environment"]["testApi"];
-  if (!recorded.is_null()) return absl::OkStatus();  // resolved once per environment
+  // provision() records the environment before it calls this.
+  std::optional<v1::TestApiStatus>& recorded = p.status.environment->testApi;
+  if (recorded) return absl::OkStatus();  // resolved once per environment
   auto api = testApiEndpoint();
   if (!api.ok()) {
     if (api.status().code() != absl::StatusCode::kFailedPrecondition) return api.status();
     std::string why(api.status().message());
-    recorded = {{"unavailable", why}};
+    recorded = v1::TestApiStatus{.unavailable = why};
     recorder_.event(p.patch, runtime::EventType::kWarning, reason::kTestApiUnavailable, "Provision",
                     absl::StrCat("test pods run without the patchgate API (they cannot report results): ", why));
     return absl::OkStatus();
@@ -155,13 +156,15 @@ absl::Status PatchReconciler::provisionTestApi(Pass& p) {
                    {"policyTypes", {"Egress"}},
                    {"egress", Json::array({api->egress})}}}};
   if (auto s = ensureCreated(client_, kube::resources::kNetworkPolicy, p.envNamespace(), policy); !s.ok()) return s;
-  recorded = {{"address", api->address}, {"serverName", api->serverName}};
+  recorded = v1::TestApiStatus{.address = api->address, .serverName = api->serverName};
   return absl::OkStatus();
 }
 
 absl::StatusOr<bool> PatchReconciler::addTestApi(Pass& p, Json& podSpec) {
-  const Json& api = jsonAt(p.status, "/environment/testApi");
-  std::string address = api.is_object() ? api.value("address", "") : "";
+  const auto& environment = p.status.environment;
+  const v1::TestApiStatus api =
+      environment ? environment->testApi.value_or(v1::TestApiStatus{}) : v1::TestApiStatus{};
+  std::string address = api.address.value_or("");
   // Also off when this operator runs without the test API (restarted with
   // other flags since the environment was provisioned).
   bool on = !address.empty() && options_.testApi.enabled() && !options_.testApi.caPem.empty();
@@ -192,7 +195,7 @@ absl::StatusOr<bool> PatchReconciler::addTestApi(Pass& p, Json& podSpec) {
     env.push_back({{"name", name}, {"value", value}});
   };
   set("PATCHGATE_API_ADDRESS", address);
-  set("PATCHGATE_API_SERVER_NAME", api.value("serverName", ""));
+  set("PATCHGATE_API_SERVER_NAME", api.serverName.value_or(""));
   set("PATCHGATE_API_CA_FILE", absl::StrCat(kApiCaDir, "/ca.crt"));
   container["volumeMounts"] = Json::array({{{"name", "patchgate-api"}, {"mountPath", kApiCaDir}, {"readOnly", true}}});
   podSpec["volumes"] = Json::array({{{"name", "patchgate-api"}, {"configMap", {{"name", kApiCaConfigMap}}}}});

@@ -4,7 +4,6 @@
 #include "controllers/patch/pass.h"
 #include "controllers/patch/workload.h"
 #include "kube/errors.h"
-#include "runtime/status.h"
 
 namespace patchgate::controllers::patch {
 
@@ -27,8 +26,7 @@ const Json& jobCondition(const Json& job, const std::string& type) {
 }  // namespace
 
 PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
-  const Json& conds = p.status.value("conditions", Json());
-  if (runtime::isConditionTrue(conds, condition::kTestsPassed)) return std::nullopt;
+  if (v1::isConditionTrue(p.status.conditions, condition::kTestsPassed)) return std::nullopt;
   if (p.spec.tests.empty()) {
     setCondition(p, condition::kTestsPassed, true, reason::kTestsSkipped,
                  "no tests declared (allowed for rollbacks)");
@@ -36,34 +34,32 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
     return std::nullopt;
   }
   std::string envNs = p.envNamespace();
-  Json& results = p.status["tests"];
-  if (!results.is_array()) results = Json::array();
-  auto resultFor = [&](const std::string& name) -> Json& {
+  auto& results = p.status.tests;
+  // A reference into `results`: valid until the next call.
+  auto resultFor = [&](const std::string& name) -> v1::TestResult& {
     for (auto& r : results)
-      if (r.value("name", "") == name) return r;
-    results.push_back({{"name", name}, {"result", "Pending"}, {"attempts", 0}});
-    return results.back();
+      if (r.name == name) return r;
+    return results.emplace_back(v1::TestResult{.name = name, .result = "Pending", .attempts = 0});
   };
   std::string firstService;
-  if (jsonAt(p.status, "/environment/services").is_array() && !p.status["environment"]["services"].empty())
-    firstService = p.status["environment"]["services"][0].get<std::string>();
+  if (const auto& env = p.status.environment; env && env->services && !env->services->empty())
+    firstService = env->services->front();
 
   int passed = 0;
   for (const auto& t : p.spec.tests) {
-    Json& r = resultFor(t.name);
-    std::string result = r.value("result", "Pending");
-    if (result == "Passed") {
+    v1::TestResult& r = resultFor(t.name);
+    if (r.result == "Passed") {
       ++passed;
       continue;
     }
-    if (result == "Failed") {
-      std::string msg = absl::StrCat("test ", t.name, " failed after ", r.value("attempts", 0),
-                                     " attempt(s): ", r.value("message", ""));
+    if (r.result == "Failed") {
+      std::string msg = absl::StrCat("test ", t.name, " failed after ", r.attempts,
+                                     " attempt(s): ", r.message.value_or(""));
       setCondition(p, condition::kTestsPassed, false, reason::kTestFailed, msg);
       fail(p, reason::kTestFailed, msg + "; production untouched");
       return Action::await();
     }
-    int64_t attempt = std::max<int64_t>(1, r.value("attempts", int64_t{0}));
+    int64_t attempt = std::max<int64_t>(1, r.attempts);
     std::string name = jobName(t.name, attempt);
     auto job = client_.get(kube::resources::kJob, envNs, name);
     if (!job.ok() && !kube::isNotFound(job.status())) return job.status();
@@ -96,15 +92,15 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
              {{"metadata", {{"labels", labels}}}, {"spec", podSpec}}}}}};
       auto created = client_.create(kube::resources::kJob, envNs, jobObj);
       if (!created.ok() && !kube::isAlreadyExists(created.status())) return created.status();
-      r["attempts"] = attempt;
-      r["result"] = "Running";
-      r["job"] = name;
-      if (!r.contains("startedAt")) r["startedAt"] = timeString(p.now);
+      r.attempts = attempt;
+      r.result = "Running";
+      r.job = name;
+      if (!r.startedAt) r.startedAt = timeString(p.now);
       continue;
     }
-    r["attempts"] = attempt;
-    r["job"] = name;
-    r["result"] = "Running";
+    r.attempts = attempt;
+    r.job = name;
+    r.result = "Running";
     const Json& complete = jobCondition(*job, "Complete");
     const Json& failed = jobCondition(*job, "Failed");
     if (complete.is_null() && failed.is_null()) continue;
@@ -127,12 +123,12 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
     }
     if (message.size() > 1024) message = message.substr(message.size() - 1024);
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-    r["finishedAt"] = timeString(p.now);
-    double secs = secondsSince(r.value("startedAt", ""), p.now);
-    r["durationSeconds"] = static_cast<int64_t>(secs);
+    r.finishedAt = timeString(p.now);
+    double secs = secondsSince(r.startedAt.value_or(""), p.now);
+    r.durationSeconds = static_cast<int64_t>(secs);
     if (!complete.is_null()) {
-      r["result"] = "Passed";
-      r["message"] = message.empty() ? "completed" : message;
+      r.result = "Passed";
+      r.message = message.empty() ? "completed" : message;
       p.afterWrite.push_back([this, &p, name = t.name, secs, attempt] {
         metrics_->testFinished(name, "Passed", secs);
         recorder_.event(p.patch, runtime::EventType::kNormal, reason::kTestPassed, "Test",
@@ -144,11 +140,11 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
     std::string why = failed.value("reason", "") == "DeadlineExceeded"
                           ? absl::StrCat("timed out after ", t.timeoutSeconds, "s")
                           : (message.empty() ? failed.value("message", "failed") : message);
-    r["message"] = why;
+    r.message = why;
     p.afterWrite.push_back([this, name = t.name, secs] { metrics_->testFinished(name, "Failed", secs); });
     if (attempt <= t.retries) {
-      r["attempts"] = attempt + 1;
-      r["result"] = "Pending";
+      r.attempts = attempt + 1;
+      r.result = "Pending";
       p.afterWrite.push_back([this, &p, name = t.name, attempt, retries = t.retries, why] {
         recorder_.event(p.patch, runtime::EventType::kWarning, reason::kTestRetried, "Test",
                         absl::StrCat("test ", name, " failed (attempt ", attempt, " of ", retries + 1,
@@ -156,7 +152,7 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
       });
       continue;
     }
-    r["result"] = "Failed";
+    r.result = "Failed";
     std::string msg = absl::StrCat("test ", t.name, " failed after ", attempt, " attempt(s): ", why);
     setCondition(p, condition::kTestsPassed, false, reason::kTestFailed, msg);
     fail(p, reason::kTestFailed, msg + "; production untouched");
@@ -171,7 +167,7 @@ PatchReconciler::Step PatchReconciler::runTests(Pass& p) {
   }
   setCondition(p, condition::kTestsPassed, false, reason::kTestsRunning,
                absl::StrCat(passed, " of ", p.spec.tests.size(), " test(s) passed so far"));
-  p.status["message"] = absl::StrCat("running tests: ", passed, " of ", p.spec.tests.size(), " passed");
+  p.status.message = absl::StrCat("running tests: ", passed, " of ", p.spec.tests.size(), " passed");
   return Action::requeue(options_.pollInterval);
 }
 

@@ -162,11 +162,12 @@ absl::StatusOr<std::string> workloadSelector(const Json& workload) {
   return absl::StrJoin(parts, ",");
 }
 
-int64_t PodTrouble::restartsSince(const Json& baseline) const {
+int64_t PodTrouble::restartsSince(const std::map<std::string, int64_t>& baseline) const {
   int64_t more = 0;
-  for (auto& [uid, n] : byPod.items()) {
-    int64_t before = baseline.is_object() ? baseline.value(uid, int64_t{0}) : 0;
-    if (n.get<int64_t>() > before) more += n.get<int64_t>() - before;
+  for (const auto& [uid, n] : byPod) {
+    auto it = baseline.find(uid);
+    int64_t before = it == baseline.end() ? 0 : it->second;
+    if (n > before) more += n - before;
   }
   return more;
 }
@@ -180,7 +181,7 @@ PodTrouble podTrouble(const Json& pods) {
     for (const auto& cs : jsonAt(pod, "/status/containerStatuses")) {
       int64_t n = cs.value("restartCount", int64_t{0});
       t.restarts += n;
-      t.byPod[uid] = t.byPod.value(uid, int64_t{0}) + n;
+      t.byPod[uid] += n;
       std::string waiting = jsonString(cs, "/state/waiting/reason");
       if (t.problem.empty() && (waiting == "CrashLoopBackOff" || waiting == "ErrImagePull" ||
                                 waiting == "ImagePullBackOff" || waiting == "CreateContainerConfigError")) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,11 +47,11 @@ absl::StatusOr<std::string> workloadSelector(const Json& workload);
 // in total, and the first container that is crash-looping or cannot start.
 struct PodTrouble {
   int64_t restarts = 0;
-  Json byPod = Json::object();  // pod uid -> restarts of its containers
+  std::map<std::string, int64_t> byPod;  // pod uid -> restarts of its containers
   std::string problem;
   // Restarts since `baseline` (a byPod of earlier), pod by pod: pods that
   // went away do not hide new restarts; new pods count from zero.
-  int64_t restartsSince(const Json& baseline) const;
+  int64_t restartsSince(const std::map<std::string, int64_t>& baseline) const;
 };
 PodTrouble podTrouble(const Json& podList);
 
