@@ -148,7 +148,11 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {name: patch-author, namespace: $NS}
 rules:
-- {apiGroups: [patchgate.dev], resources: [patches, patchapprovals], verbs: [get, list, watch, create]}
+- {apiGroups: [patchgate.dev], resources: [patches, patchapprovals], verbs: [get, list, watch, create, update, patch]}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: ci-bot, namespace: $NS}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -157,6 +161,7 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: patch-author}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}
+- {kind: ServiceAccount, name: ci-bot, namespace: $NS}
 YAML
   start_operator
   say "GIVEN alice's Patch that requires one approval"
@@ -166,6 +171,23 @@ YAML
   if patch_yaml sneaky v2 "$(smoke_test v2)
   author: alice" | k --as=bob apply -f - 2>"$WORK/err"; then fail "bob created a patch claiming alice as author"; fi
   say "AND bob cannot claim to be its author: $(head -c 160 "$WORK/err")"
+  # A Patch whose target does not exist fails before any environment, where
+  # the spec may still be edited: the identity rules must hold there too.
+  patch_yaml swap v2 "$(smoke_test v2)
+  author: alice
+  promotion: {approval: {required: true, approvers: 1}}" | sed 's/name: checkout}/name: no-such-workload}/' |
+    k --as=alice apply -f - >/dev/null
+  wait_phase swap 60 Failed
+  if k --as=alice patch patch -n "$NS" swap --type merge -p '{"spec":{"author":"bob"}}' 2>"$WORK/err" >/dev/null; then
+    fail "alice changed the author of her patch to bob"
+  fi
+  grep -q 'spec.author cannot change' "$WORK/err" || fail "unexpected answer to the author swap: $(cat "$WORK/err")"
+  say "AND alice cannot hand her patch to bob by editing it: $(head -c 160 "$WORK/err")"
+  if k --as=alice patch patch -n "$NS" swap --type merge -p '{"spec":{"promotion":{"approval":{"required":false}}}}' 2>"$WORK/err" >/dev/null; then
+    fail "alice dropped the approval her patch needs"
+  fi
+  grep -q 'spec.promotion.approval cannot change' "$WORK/err" || fail "unexpected answer to dropping the approval: $(cat "$WORK/err")"
+  say "AND she cannot drop the approval it needs: $(head -c 160 "$WORK/err")"
   wait_phase needs-approval 240 AwaitingApproval
   local uid gen; uid=$(k get patch -n "$NS" needs-approval -o jsonpath='{.metadata.uid}'); gen=$(k get patch -n "$NS" needs-approval -o jsonpath='{.metadata.generation}')
   approval() { # user name
@@ -173,7 +195,7 @@ YAML
 apiVersion: patchgate.dev/v1alpha1
 kind: PatchApproval
 metadata: {name: $2, namespace: $NS}
-spec: {patch: needs-approval, patchUID: "$uid", patchGeneration: $gen, approver: $1, comment: "looks right"}
+spec: {patch: needs-approval, patchUID: "$uid", patchGeneration: $gen, approver: "$1", comment: "looks right"}
 YAML
   }
   if approval alice by-bob-as-alice | k --as=bob apply -f - 2>"$WORK/err"; then fail "bob approved in alice's name"; fi
@@ -184,6 +206,12 @@ YAML
   k get events -n "$NS" --field-selector reason=ApprovalRefused -o name | grep -q . || fail "no ApprovalRefused event"
   [[ $(prod_env VERSION) == v1 ]] || fail "production changed without approval"
   say "AND alice's approval of her own patch is refused (ApprovalRefused); production untouched"
+  local bot=system:serviceaccount:$NS:ci-bot
+  approval "$bot" by-a-bot | k --as="$bot" apply -f - >/dev/null
+  sleep 6
+  [[ $(phase needs-approval) == AwaitingApproval ]] || fail "a ServiceAccount's approval moved the patch"
+  [[ $(prod_env VERSION) == v1 ]] || fail "production changed on a ServiceAccount's approval"
+  say "AND a ServiceAccount's approval does not count: $(k get patch -n "$NS" needs-approval -o jsonpath='{.status.approvals[?(@.name=="by-a-bot")].why}')"
   approval bob lgtm | k --as=bob apply -f - >/dev/null
   wait_phase needs-approval 180 Succeeded Failed RolledBack
   [[ $(phase needs-approval) == Succeeded && $(prod_env VERSION) == v2 ]] || fail "bob's approval did not promote"

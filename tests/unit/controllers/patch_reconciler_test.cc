@@ -144,6 +144,21 @@ class PatchReconcilerTest : public ::testing::Test {
     completeJobs(envNamespace(name));
   }
 
+  // Drives a Patch that needs approval to AwaitingApproval (tests passed).
+  void driveToAwaitingApproval(const std::string& name) {
+    driveToPromotion(name);
+    reconcileUntil(name, api::v1alpha1::phase::kAwaitingApproval);
+  }
+  // A PatchApproval by `who` for the Patch as it is now.
+  void approve(const std::string& patch, const std::string& approval, const std::string& who) {
+    Json p = client_.object(res::kPatch, "shop", patch);
+    client_.seed(res::kPatchApproval,
+                 {{"apiVersion", "patchgate.dev/v1alpha1"}, {"kind", "PatchApproval"},
+                  {"metadata", {{"name", approval}, {"namespace", "shop"}}},
+                  {"spec", {{"patch", patch}, {"patchUID", p["metadata"]["uid"]},
+                            {"patchGeneration", p["metadata"]["generation"]}, {"approver", who}}}});
+  }
+
   // Drives a Patch to Verifying: provisioned, tests passed, promoted.
   void driveToVerifying(const std::string& name) {
     driveToTestJob(name);
@@ -448,6 +463,66 @@ TEST_F(PatchReconcilerTest, MissingTargetFailsWithoutRetryOrSideEffects) {
   EXPECT_FALSE(r->requeueAfter.has_value());  // no retry storm
 }
 
+// A target with host access is never copied next to test images someone
+// chose: it fails validation, before any namespace exists.
+TEST_F(PatchReconcilerTest, ATargetWithHostAccessIsNotCopiedIntoATestEnvironment) {
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["volumes"] = Json::parse(R"([{"name": "docker", "hostPath": {"path": "/var/run"}}])");
+  client_.seed(res::kDeployment, prod);
+  createPatch("fix");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kFailed);
+  Json st = status("fix");
+  const Json& c = runtime::findCondition(st["conditions"], condition::kValidated);
+  EXPECT_EQ(c["reason"], reason::kUnsafeForEnvironment);
+  EXPECT_NE(c["message"].get<std::string>().find("/var/run (hostPath volume docker)"), std::string::npos) << c.dump();
+  EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+}
+
+// The copy cannot preempt production (no priority class), is not pinned to
+// production's node, and carries no GitOps tracking metadata.
+TEST_F(PatchReconcilerTest, TheCopyHasNoPriorityNodeOrGitOpsTracking) {
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["priorityClassName"] = "system-cluster-critical";
+  prod["spec"]["template"]["spec"]["priority"] = 2000000000;
+  prod["spec"]["template"]["spec"]["nodeName"] = "prod-node-1";
+  prod["metadata"]["labels"] = {{"kustomize.toolkit.fluxcd.io/name", "apps"}, {"team", "payments"}};
+  prod["metadata"]["annotations"] = {{"argocd.argoproj.io/tracking-id", "shop:apps/Deployment:shop/checkout"}};
+  client_.seed(res::kDeployment, prod);
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  Json copy = client_.object(res::kDeployment, envNamespace("fix"), "checkout");
+  ASSERT_TRUE(copy.is_object()) << "no copy";
+  const Json& pod = copy["spec"]["template"]["spec"];
+  EXPECT_FALSE(pod.contains("priorityClassName")) << pod.dump();
+  EXPECT_FALSE(pod.contains("priority"));
+  EXPECT_FALSE(pod.contains("nodeName"));
+  EXPECT_EQ(jsonString(copy, "/metadata/labels/team"), "payments");
+  EXPECT_FALSE(copy["metadata"]["labels"].contains("kustomize.toolkit.fluxcd.io/name"));
+  EXPECT_FALSE(copy["metadata"].contains("annotations") &&
+               copy["metadata"]["annotations"].contains("argocd.argoproj.io/tracking-id"));
+}
+
+// A Secret change's diff names the keys that change, never anything derived
+// from a value.
+TEST_F(PatchReconcilerTest, ASecretChangesDiffSaysChangedAndNothingMore) {
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg==","user":"YXBw"}})"));
+  createPatch("fix", {{"change", {{"patch", "{}"},
+                                  {"config", {{{"kind", "Secret"}, {"name", "db"},
+                                               {"patch", R"({"data":{"password":"czNjcjN0"}})"}}}}}}});
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  std::string diff = status("fix").value("diff", "");
+  EXPECT_NE(diff.find("Secret/db:"), std::string::npos) << diff;
+  EXPECT_NE(diff.find("/password: \"(hidden)\" -> \"(changed)\""), std::string::npos) << diff;
+  EXPECT_EQ(diff.find("user"), std::string::npos) << "an unchanged key is not in the diff: " << diff;
+  for (const char* leak : {"czNjcjN0", "aHVudGVyMg", "s3cr3t", "hunter2"})
+    EXPECT_EQ(diff.find(leak), std::string::npos) << leak << " in " << diff;
+  Json st = status("fix");
+  EXPECT_EQ(st.dump().find("czNjcjN0"), std::string::npos);
+}
+
 TEST_F(PatchReconcilerTest, AHostileChangeTextFailsValidationWithAShortMessage) {
   // 10 MiB of change text (the API server's CRD allows 1 MiB; an older CRD
   // did not bound it): Validated=False, InvalidSpec, no retry, nothing created.
@@ -627,21 +702,8 @@ TEST_F(PatchReconcilerTest, StatefulSetTargetKeepsItsHeadlessServiceAndUsesItsHe
 
 TEST_F(PatchReconcilerTest, ApprovalByTheAuthorIsRefusedAnotherUsersPromotesStaleOnesAreVoid) {
   createPatch("fix", {{"author", "alice"}, {"promotion", {{"approval", {{"required", true}}}}}});
-  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
-  ASSERT_TRUE(reconcile("fix").ok());
-  markHealthy(res::kDeployment, envNamespace("fix"), "checkout");
-  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
-  ASSERT_TRUE(reconcile("fix").ok());
-  completeJobs(envNamespace("fix"));
-  reconcileUntil("fix", api::v1alpha1::phase::kAwaitingApproval);
-  Json patch = client_.object(res::kPatch, "shop", "fix");
-  auto approval = [&](const std::string& name, const std::string& who) {
-    client_.seed(res::kPatchApproval,
-                 {{"apiVersion", "patchgate.dev/v1alpha1"}, {"kind", "PatchApproval"},
-                  {"metadata", {{"name", name}, {"namespace", "shop"}}},
-                  {"spec", {{"patch", "fix"}, {"patchUID", patch["metadata"]["uid"]},
-                            {"patchGeneration", patch["metadata"]["generation"]}, {"approver", who}}}});
-  };
+  driveToAwaitingApproval("fix");
+  auto approval = [&](const std::string& name, const std::string& who) { approve("fix", name, who); };
   approval("self", "alice");
   ASSERT_TRUE(reconcile("fix").ok());
   EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval);
@@ -676,6 +738,33 @@ absl::Status unavailable() { return absl::UnavailableError("connection reset"); 
 int countEvents(RecordingRecorder& r, const std::string& reason) {
   std::lock_guard lock(r.mu);
   return static_cast<int>(std::count_if(r.events.begin(), r.events.end(), [&](auto& e) { return e[1] == reason; }));
+}
+
+// Two approvals are two people: a ServiceAccount (any pod's token, or one a
+// user mints) or a system identity never counts, however many of them.
+TEST_F(PatchReconcilerTest, ServiceAccountsAndSystemIdentitiesDoNotCountAsApprovers) {
+  createPatch("fix", {{"author", "alice"}, {"promotion", {{"approval", {{"required", true}, {"approvers", 2}}}}}});
+  driveToAwaitingApproval("fix");
+  auto approval = [&](const std::string& name, const std::string& who) { approve("fix", name, who); };
+  approval("bob", "bob");
+  approval("bot", "system:serviceaccount:shop:ci-bot");
+  approval("bot2", "system:serviceaccount:other:deployer");
+  approval("admin", "system:admin");
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval) << "one person and three non-persons approved";
+  Json st = status("fix");
+  int refused = 0;
+  for (const auto& a : st["approvals"])
+    if (a.value("valid", true) == false) {
+      ++refused;
+      EXPECT_NE(a.value("why", "").find("not a person"), std::string::npos) << a.dump();
+    }
+  EXPECT_EQ(refused, 3);
+  EXPECT_EQ(countEvents(recorder_, reason::kApprovalRefused), 3);
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(countEvents(recorder_, reason::kApprovalRefused), 3) << "each refusal is told once";
+  approval("carol", "carol");
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
 }
 
 // Index of the first call matching, or -1.

@@ -243,5 +243,47 @@ TEST(HashJson, StableAndSensitive) {
   EXPECT_EQ(hashJson(a).size(), 16u);
 }
 
+// Host access in any form makes a workload unfit for a test environment.
+TEST(HostAccess, EachFormIsNamed) {
+  auto wl = [](Json podSpec) { return Json{{"spec", {{"template", {{"spec", podSpec}}}}}}; };
+  EXPECT_EQ(hostAccess(wl({{"containers", Json::array()}})), "");
+  EXPECT_EQ(hostAccess(wl({{"hostNetwork", false}})), "");
+  EXPECT_EQ(hostAccess(wl({{"hostNetwork", true}})), "its pods use hostNetwork");
+  EXPECT_EQ(hostAccess(wl({{"hostPID", true}})), "its pods use hostPID");
+  EXPECT_EQ(hostAccess(wl({{"hostIPC", true}})), "its pods use hostIPC");
+  EXPECT_EQ(hostAccess(wl({{"volumes", {{{"name", "logs"}, {"hostPath", {{"path", "/var/log"}}}}}}})),
+            "its pods mount the node's /var/log (hostPath volume logs)");
+  EXPECT_EQ(hostAccess(wl({{"volumes", {{{"name", "cfg"}, {"configMap", {{"name", "x"}}}}}}})), "");
+}
+
+TEST(HardenForEnvironment, StatefulSetClaimsBecomeEphemeralVolumes) {
+  Json sts = Json::parse(R"({"kind": "StatefulSet", "spec": {
+      "template": {"spec": {"priorityClassName": "critical", "preemptionPolicy": "PreemptLowerPriority",
+                            "volumes": [{"name": "tmp", "emptyDir": {}}]}},
+      "volumeClaimTemplates": [{"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "dataSource": {"kind": "VolumeSnapshot", "name": "prod-snap"}}}]}})");
+  hardenForEnvironment(sts);
+  EXPECT_FALSE(sts["spec"].contains("volumeClaimTemplates"));
+  const Json& pod = sts["spec"]["template"]["spec"];
+  EXPECT_FALSE(pod.contains("priorityClassName"));
+  EXPECT_FALSE(pod.contains("preemptionPolicy"));
+  ASSERT_EQ(pod["volumes"].size(), 2u);
+  const Json& data = pod["volumes"][1];
+  EXPECT_EQ(data["name"], "data");
+  EXPECT_EQ(data["ephemeral"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"], "1Gi");
+  EXPECT_FALSE(data["ephemeral"]["volumeClaimTemplate"]["spec"].contains("dataSource"))
+      << "production's snapshot is not cloned into a test environment";
+}
+
+TEST(GitOpsTrackingKey, FluxAndArgoCdKeysOnly) {
+  EXPECT_TRUE(isGitOpsTrackingKey("kustomize.toolkit.fluxcd.io/name"));
+  EXPECT_TRUE(isGitOpsTrackingKey("helm.toolkit.fluxcd.io/namespace"));
+  EXPECT_TRUE(isGitOpsTrackingKey("argocd.argoproj.io/tracking-id"));
+  EXPECT_FALSE(isGitOpsTrackingKey("app.kubernetes.io/name"));
+  EXPECT_FALSE(isGitOpsTrackingKey("team"));
+  EXPECT_FALSE(isGitOpsTrackingKey("evil.argocd.argoproj.io.example/x"));
+}
+
 }  // namespace
 }  // namespace patchgate::controllers::patch

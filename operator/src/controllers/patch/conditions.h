@@ -24,6 +24,7 @@ inline constexpr char kTargetNotFound[] = "TargetNotFound";
 inline constexpr char kChangeRejected[] = "ChangeRejected";   // dry run refused by the API server
 inline constexpr char kNoChange[] = "NoChange";               // the change changes nothing
 inline constexpr char kRevisionNotFound[] = "RevisionNotFound";
+inline constexpr char kUnsafeForEnvironment[] = "UnsafeForTestEnvironment";  // host access: not copied
 inline constexpr char kValidated[] = "Validated";
 inline constexpr char kQueued[] = "Queued";
 inline constexpr char kDequeued[] = "Dequeued";

@@ -17,11 +17,16 @@ namespace {
 // labels; none of the server-owned metadata.
 Json copyMeta(const Json& src, const std::string& envNs, const Json& owned) {
   Json meta = {{"name", jsonString(src, "/metadata/name")}, {"namespace", envNs}};
-  Json labels = jsonAt(src, "/metadata/labels").is_object() ? jsonAt(src, "/metadata/labels") : Json::object();
+  Json labels = Json::object();
+  if (jsonAt(src, "/metadata/labels").is_object())
+    for (auto& [k, v] : jsonAt(src, "/metadata/labels").items())
+      if (!isGitOpsTrackingKey(k)) labels[k] = v;
   for (auto& [k, v] : owned.items()) labels[k] = v;
   meta["labels"] = labels;
   if (jsonAt(src, "/metadata/annotations").is_object()) {
-    Json ann = jsonAt(src, "/metadata/annotations");
+    Json ann = Json::object();
+    for (auto& [k, v] : jsonAt(src, "/metadata/annotations").items())
+      if (!isGitOpsTrackingKey(k)) ann[k] = v;
     ann.erase("kubectl.kubernetes.io/last-applied-configuration");
     ann.erase("deployment.kubernetes.io/revision");
     if (!ann.empty()) meta["annotations"] = ann;
@@ -221,7 +226,15 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
         return src.status();
       }
       Json copy = copyObject(*src, envNs, owned);
-      if (inc.kind == "Deployment" || inc.kind == "StatefulSet") copy["spec"]["replicas"] = 1;
+      if (inc.kind == "Deployment" || inc.kind == "StatefulSet") {
+        if (std::string why = hostAccess(copy); !why.empty()) {
+          fail(p, reason::kUnsafeForEnvironment,
+               absl::StrCat("included ", inc.kind, " ", inc.name, " cannot be copied into a test environment: ", why));
+          return Action::await();
+        }
+        hardenForEnvironment(copy);
+        copy["spec"]["replicas"] = 1;
+      }
       if (auto s = ensureCreated(client_, irt, envNs, copy); !s.ok()) return s;
       if (inc.kind == "Deployment" || inc.kind == "StatefulSet") {
         for (const auto& cm : podReferences(copy["spec"]["template"]).configMaps)
@@ -234,6 +247,7 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     copy["kind"] = p.spec.target.kind;
     if (p.spec.target.kind != "DaemonSet") copy["spec"]["replicas"] = p.spec.envReplicas;
     copy["spec"]["template"]["metadata"]["labels"][v1::kLabelPatchUid] = p.uid;
+    hardenForEnvironment(copy);
     if (auto s = ensureCreated(client_, p.targetType, envNs, copy); !s.ok()) return s;
     return Action::requeue(options_.pollInterval);
   }

@@ -352,6 +352,13 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
     }
     return result.status();
   }
+  if (std::string why = hostAccess(*result); !why.empty()) {
+    std::string msg = absl::StrCat(p.spec.target.key(), " cannot be copied into a test environment: ", why,
+                                   "; a test copy with host access could reach production through the node");
+    setCondition(p, condition::kValidated, false, reason::kUnsafeForEnvironment, msg);
+    fail(p, reason::kUnsafeForEnvironment, msg);
+    return Action::await();
+  }
   std::string diff = describeDiff(target->value("spec", Json::object()), result->value("spec", Json::object()));
   // Config changes must apply too.
   Json configDiffs = Json::array();
@@ -384,11 +391,13 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
     Json before = cc.kind == "Secret" ? Json::object() : current->value("data", Json::object());
     Json after = cc.kind == "Secret" ? Json::object() : applied->value("data", Json::object());
     if (cc.kind == "Secret") {
-      // Named: a range-for over items() of a temporary would iterate a destroyed value.
+      // Which keys change, never a value or anything derived from one (even
+      // a short hash lets a weak value be guessed offline).
       const Json currentData = current->value("data", Json::object());
       const Json appliedData = applied->value("data", Json::object());
-      for (auto& [k, v] : currentData.items()) before[k] = hashJson(v).substr(0, 8);
-      for (auto& [k, v] : appliedData.items()) after[k] = hashJson(v).substr(0, 8);
+      for (auto& [k, v] : currentData.items()) before[k] = "(hidden)";
+      for (auto& [k, v] : appliedData.items())
+        after[k] = currentData.contains(k) && currentData[k] == v ? "(hidden)" : "(changed)";
     }
     std::string d = describeDiff(before, after);
     if (!d.empty()) absl::StrAppend(&diff, cc.kind, "/", cc.name, ":\n", d);
@@ -472,6 +481,20 @@ PatchReconciler::Step PatchReconciler::queue(Pass& p) {
 
 // ---- approve ----------------------------------------------------------------
 
+namespace {
+// Why `who` cannot approve a Patch by `author` ("" when they can): an
+// approval is a second person's judgement, so not the author's, and not a
+// ServiceAccount's (anyone who can create a pod or mint a token in some
+// namespace could otherwise add "approvers" at will).
+std::string approverRefusal(const std::string& who, const std::string& author) {
+  if (!author.empty() && who == author) return "the author cannot approve their own patch";
+  if (who.starts_with("system:serviceaccount:"))
+    return "a ServiceAccount is not a person: its approval does not count";
+  if (who.starts_with("system:")) return "a system identity is not a person: its approval does not count";
+  return "";
+}
+}  // namespace
+
 PatchReconciler::Step PatchReconciler::approve(Pass& p) {
   // Decided once: after the promotion intent, approvals cannot undo a write
   // that may have landed (a rejection then is a cancel, which rolls back).
@@ -505,14 +528,17 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
       // RFC 3339 UTC strings of one format order like the times they name.
       record.valid = false;
       record.why = "given before production changed under the patch and it was re-tested";
-    } else if (!author.empty() && who == author) {
+    } else if (std::string why = approverRefusal(who, author); !why.empty()) {
       record.valid = false;
-      record.why = "the author cannot approve their own patch";
+      record.why = why;
       auto& refused = p.status.refusedApprovals;
       if (std::find(refused.begin(), refused.end(), record.name) == refused.end()) {
         refused.push_back(record.name);
-        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kApprovalRefused, "Approve",
-                        absl::StrCat(who, " cannot approve: they are the author of this patch"));
+        // Told once the status that records the refusal is written.
+        p.afterWrite.push_back([this, &p, who, why] {
+          recorder_.event(p.patch, runtime::EventType::kWarning, reason::kApprovalRefused, "Approve",
+                          absl::StrCat(who, " cannot approve: ", why));
+        });
       }
     } else if (decision == "reject") {
       approvals.push_back(record);

@@ -162,6 +162,41 @@ absl::StatusOr<std::string> workloadSelector(const Json& workload) {
   return absl::StrJoin(parts, ",");
 }
 
+std::string hostAccess(const Json& workload) {
+  const Json& pod = jsonAt(podTemplate(workload), "/spec");
+  for (const char* f : {"hostNetwork", "hostPID", "hostIPC"})
+    if (pod.is_object() && pod.contains(f) && pod[f] == Json(true)) return absl::StrCat("its pods use ", f);
+  for (const auto& v : jsonAt(pod, "/volumes"))
+    if (v.is_object() && v.contains("hostPath"))
+      return absl::StrCat("its pods mount the node's ", jsonString(v, "/hostPath/path"), " (hostPath volume ",
+                          v.value("name", ""), ")");
+  return "";
+}
+
+void hardenForEnvironment(Json& copy) {
+  Json& pod = copy["spec"]["template"]["spec"];
+  for (const char* f : {"priorityClassName", "priority", "preemptionPolicy", "nodeName"}) pod.erase(f);
+  if (copy.value("kind", "") != "StatefulSet") return;
+  Json claims = jsonAt(copy, "/spec/volumeClaimTemplates");
+  if (!claims.is_array() || claims.empty()) return;
+  if (!pod["volumes"].is_array()) pod["volumes"] = Json::array();
+  for (const auto& claim : claims) {
+    Json spec = claim.value("spec", Json::object());
+    spec.erase("dataSource");  // a snapshot of production's data is not ours to clone
+    spec.erase("dataSourceRef");
+    pod["volumes"].push_back({{"name", jsonString(claim, "/metadata/name")},
+                              {"ephemeral", {{"volumeClaimTemplate", {{"spec", spec}}}}}});
+  }
+  copy["spec"].erase("volumeClaimTemplates");
+}
+
+bool isGitOpsTrackingKey(std::string_view key) {
+  auto slash = key.find('/');
+  if (slash == std::string_view::npos) return false;
+  std::string_view prefix = key.substr(0, slash);
+  return prefix.ends_with(".toolkit.fluxcd.io") || prefix == "argocd.argoproj.io";
+}
+
 int64_t PodTrouble::restartsSince(const std::map<std::string, int64_t>& baseline) const {
   int64_t more = 0;
   for (const auto& [uid, n] : byPod) {

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,22 @@ struct PodTrouble {
   int64_t restartsSince(const std::map<std::string, int64_t>& baseline) const;
 };
 PodTrouble podTrouble(const Json& podList);
+
+// Why a workload must not be copied into a test environment ("" when it
+// may): host access (hostNetwork, hostPID, hostIPC, a hostPath volume) would
+// let a test reach the node, and through it production.
+std::string hostAccess(const Json& workload);
+
+// Makes a workload's copy safe to run beside production: no priority class
+// (a copy must never preempt production pods), no pinning to a node, and a
+// StatefulSet's volumeClaimTemplates become ephemeral volumes (storage that
+// goes with the pod, not claims that outlive the environment).
+void hardenForEnvironment(Json& workloadCopy);
+
+// Labels and annotations by which a GitOps tool tracks what it owns (Flux's
+// *.toolkit.fluxcd.io/*, Argo CD's argocd.argoproj.io/*): not carried to a
+// copy, which no GitOps tool owns.
+bool isGitOpsTrackingKey(std::string_view key);
 
 // The ConfigMaps, Secrets and ServiceAccount a pod template refers to.
 struct References {
