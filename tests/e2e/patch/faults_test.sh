@@ -53,6 +53,10 @@ check_at_kill() { # CHAIN FAILPOINT -> prints what was checked; fails if it does
     "good after:create:controllerrevisions")
       [[ $v == v1 && $c == 16 && $(revisions) == 1 && -z $intent ]] || return 1
       echo "rollback point stored; production untouched" ;;
+    "good after:create:secrets")
+      [[ $v == v1 && $c == 16 && -z $intent ]] || return 1
+      [[ $(k get secret -n "$NS" checkout-pg-1-secrets -o jsonpath='{.immutable}') == true ]] || return 1
+      echo "Secret snapshot stored beside the rollback point; production untouched" ;;
     "good after:updateStatus:patches:Promoting")
       [[ $intent == Promote && $v == v1 && $c == 16 ]] || return 1
       echo "intent Promote recorded; production untouched" ;;

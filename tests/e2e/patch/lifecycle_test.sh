@@ -13,8 +13,12 @@ k apply -f "$ROOT/crds/" >/dev/null
 story_good() {
   setup_app good
   start_operator
-  say "GIVEN a Patch that ships v2 and raises POOL to 64, with a smoke test"
-  patch_yaml fix-pool v2 "$(smoke_test v2)" | k apply -f - >/dev/null
+  k create secret generic -n "$NS" checkout-db --from-literal=password=o1d-s3cret >/dev/null
+  k create rolebinding -n "$NS" viewer --clusterrole=view --user=viewer >/dev/null
+  say "GIVEN a Patch that ships v2, raises POOL to 64 and rotates a Secret, with a smoke test"
+  patch_yaml fix-pool v2 "$(smoke_test v2)" |
+    sed "s|^    - {kind: ConfigMap, name: checkout-config, patch: '{\"data\":{\"POOL\":\"64\"}}'}|&\n    - {kind: Secret, name: checkout-db, patch: '{\"stringData\":{\"password\":\"n3w-s3cret\"}}'}|" |
+    k apply -f - >/dev/null
   wait_phase fix-pool 240 Succeeded Failed RolledBack
   [[ $(phase fix-pool) == Succeeded ]] || fail "expected Succeeded"
   local test_msg; test_msg=$(k get patch -n "$NS" fix-pool -o jsonpath='{.status.tests[0].message}')
@@ -27,6 +31,19 @@ story_good() {
   [[ $(revisions) == 1 ]] || fail "expected one revision, found $(revisions)"
   local rev; rev=$(k get controllerrevisions -n "$NS" -l patchgate.dev/target=Deployment.checkout -o jsonpath='{.items[0].metadata.name} revision={.items[0].revision} ticket={.items[0].metadata.annotations.patchgate\.dev/ticket}')
   say "AND the rollback point is recorded: $rev"
+  local old64; old64=$(printf o1d-s3cret | base64)
+  [[ $(k get secret -n "$NS" checkout-db -o jsonpath='{.data.password}' | base64 -d) == n3w-s3cret ]] || fail "the Secret was not rotated"
+  if k --as=viewer get controllerrevisions -n "$NS" -o json | grep -qe "$old64" -e o1d-s3cret; then
+    fail "a view user reads the old Secret value from the rollback point"
+  fi
+  local patch_json; patch_json=$(k get patch -n "$NS" fix-pool -o json)  # what anyone who may read Patches sees
+  [[ -n $patch_json ]] || fail "cannot read the Patch"
+  if grep -qe "$old64" -e o1d-s3cret <<<"$patch_json"; then
+    fail "the Patch shows the old Secret value"
+  fi
+  k --as=viewer get secret -n "$NS" checkout-pg-1-secrets -o name 2>"$WORK/err" >/dev/null && fail "a view user reads the Secret snapshot"
+  say "AND no Secret value in the rollback point (as a view user) or the Patch; the snapshot Secret answers the view user: $(head -c 120 "$WORK/err")"
+  say "AND the diff says only: $(k get patch -n "$NS" fix-pool -o jsonpath='{.status.diff}' | grep -A1 'Secret/checkout-db' | tail -1)"
   for _ in $(seq 60); do [[ $(env_namespaces) == 0 ]] && break; sleep 1; done
   [[ $(env_namespaces) == 0 ]] || fail "environment not cleaned up after its TTL"
   say "AND the test environment was deleted after its TTL"

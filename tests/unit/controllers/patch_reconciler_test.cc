@@ -11,6 +11,7 @@
 #include "api/v1alpha1/patch.h"
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/reconciler.h"
+#include "controllers/patch/workload.h"
 #include "fakes/fake_client.h"
 #include "kube/errors.h"
 #include "fakes/fake_clock.h"
@@ -1275,6 +1276,62 @@ TEST_F(PatchReconcilerTest, EveryWriteOfTheLifecycleHasAFailpointInTheFaultTable
     listed.insert(line.substr(0, line.find(' ')));
   }
   for (const auto& pt : points) EXPECT_TRUE(listed.count(pt)) << pt << " is a write without a row in faults.txt";
+}
+
+// Secrets stay Secrets: the rollback point (a ControllerRevision, readable
+// with the built-in view role) holds no Secret content; an immutable Secret
+// owned by it does, and a rollback restores the Secret from there. The
+// Secret's digest in status is salted with a value only Secret readers see.
+TEST_F(PatchReconcilerTest, ARollbackPointKeepsSecretContentInASecretOfItsOwn) {
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}})"));
+  createPatch("fix", {{"change", {{"config", Json::parse(R"([
+      {"kind": "ConfigMap", "name": "checkout-config", "patch": "{\"data\":{\"POOL\":\"64\"}}"},
+      {"kind": "Secret", "name": "db", "patch": "{\"data\":{\"password\":\"czNjcjN0\"}}"}])")}}}});
+  driveToVerifying("fix");
+  EXPECT_EQ(client_.object(res::kSecret, "shop", "db")["data"]["password"], "czNjcjN0");
+  auto revs = client_.objects(res::kControllerRevision, "shop");
+  ASSERT_EQ(revs.size(), 1u);
+  std::string revDump = revs[0].dump();
+  EXPECT_EQ(revDump.find("aHVudGVyMg"), std::string::npos) << "Secret content in the revision: " << revDump;
+  Json snapshot = client_.object(res::kSecret, "shop", "checkout-pg-1-secrets");
+  ASSERT_TRUE(snapshot.is_object()) << "no snapshot Secret";
+  EXPECT_EQ(snapshot["immutable"], true);
+  EXPECT_EQ(snapshot["type"], "patchgate.dev/rollback-snapshot");
+  EXPECT_EQ(snapshot["metadata"]["ownerReferences"][0]["kind"], "ControllerRevision");
+  EXPECT_EQ(snapshot["metadata"]["ownerReferences"][0]["uid"], revs[0]["metadata"]["uid"]);
+  EXPECT_TRUE(snapshot["data"].contains("salt"));
+  EXPECT_TRUE(snapshot["data"].contains("db.json"));
+  // The digest in status is not the plain digest of the new content.
+  Json st = status("fix");
+  std::string digest = jsonString(st, "/promotion/configHashes/Secret~1db");
+  ASSERT_FALSE(digest.empty()) << st.dump(2);
+  EXPECT_NE(digest, hashJson({{"data", {{"password", "czNjcjN0"}}}, {"binaryData", Json::object()}}));
+  EXPECT_EQ(st.dump().find("czNjcjN0"), std::string::npos);
+  // Production never becomes healthy: the rollback restores the Secret.
+  clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  EXPECT_EQ(client_.object(res::kSecret, "shop", "db")["data"]["password"], "aHVudGVyMg==");
+}
+
+// A crash between the rollback point and its snapshot: the next pass makes
+// the snapshot before anything is written to production.
+TEST_F(PatchReconcilerTest, ASnapshotLostToACrashIsMadeBeforeTheIntent) {
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}})"));
+  Json prod = client_.object(res::kDeployment, "shop", "checkout");
+  prod["spec"]["template"]["spec"]["containers"][0]["envFrom"].push_back({{"secretRef", {{"name", "db"}}}});
+  client_.seed(res::kDeployment, prod);
+  createPatch("fix", {{"change", {{"patch", "spec: {template: {spec: {containers: [{name: app, image: 'demo:1', envFrom: [{configMapRef: {name: checkout-config}}, {secretRef: {name: db}}], env: [{name: VERSION, value: v2}]}]}}}"}}}});
+  driveToPromotion("fix");
+  client_.failNext("create", unavailable(), "secrets");
+  EXPECT_FALSE(reconcile("fix").ok());
+  EXPECT_EQ(client_.objects(res::kControllerRevision, "shop").size(), 1u);
+  EXPECT_TRUE(client_.object(res::kSecret, "shop", "checkout-pg-1-secrets").is_null());
+  EXPECT_FALSE(status("fix").contains("intent")) << "the intent must wait for the snapshot";
+  EXPECT_EQ(prodVersion(client_), "v1");
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+  EXPECT_FALSE(client_.object(res::kSecret, "shop", "checkout-pg-1-secrets").is_null());
 }
 
 }  // namespace

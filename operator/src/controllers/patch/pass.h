@@ -26,6 +26,7 @@ struct PatchReconciler::Pass {
   // that records it is written, dropped if that write fails (the next pass
   // decides again), so each transition is counted once.
   std::vector<std::function<void()>> afterWrite;
+  std::string secretSalt;  // read once per pass when a Secret digest is needed (promotion.cc)
 
   std::string phase() const { return status.phase.value_or(""); }
   // "" until an environment is recorded.

@@ -13,8 +13,10 @@
 // the config that belongs to their template.
 #include <algorithm>
 #include <map>
+#include <random>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/failpoint.h"
 #include "controllers/patch/conditions.h"
@@ -34,9 +36,58 @@ constexpr char kActionRollback[] = "Rollback";
 
 std::string targetLabel(const v1::PatchSpec& spec) { return spec.target.kind + "." + spec.target.name; }
 
-// Digest of what a ConfigMap/Secret holds.
-std::string configDigest(const Json& obj) {
-  return hashJson({{"data", obj.value("data", Json::object())}, {"binaryData", obj.value("binaryData", Json::object())}});
+// Digest of what a ConfigMap holds (or a Secret, salted: see secretSalt).
+std::string configDigest(const Json& obj, const std::string& salt = "") {
+  Json content = {{"data", obj.value("data", Json::object())}, {"binaryData", obj.value("binaryData", Json::object())}};
+  if (!salt.empty()) content["salt"] = salt;
+  return hashJson(content);
+}
+
+// A rollback point keeps no Secret content: the Secrets' data go into a
+// Secret of their own, "<revision>-secrets", immutable, owned by the
+// revision (deleted with it), readable only by those who may read Secrets.
+// It also holds a random salt for the digests of Secrets in
+// status.promotion.configHashes, so that a digest (which people who may only
+// read Patches see) cannot be matched against guessed values offline.
+constexpr char kSnapshotType[] = "patchgate.dev/rollback-snapshot";
+constexpr char kSaltKey[] = "salt";
+std::string snapshotName(const std::string& revision) { return revision + "-secrets"; }
+std::string snapshotKey(const std::string& secret) { return secret + ".json"; }
+
+std::string randomSalt() {
+  std::random_device rd;
+  std::string raw;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&raw, absl::Hex(rd(), absl::kZeroPad8));
+  return raw;
+}
+
+// A value of the snapshot Secret's data, decoded ("" when absent or bad).
+std::string snapshotValue(const Json& snapshot, const std::string& key) {
+  std::string out;
+  const Json& v = jsonAt(snapshot, "/data");
+  if (!v.is_object() || !v.contains(key) || !v[key].is_string() || !absl::Base64Unescape(v[key].get<std::string>(), &out))
+    return "";
+  return out;
+}
+
+// The revision's configs with each Secret's content put back from the
+// snapshot (entries of older revisions carry their data inline).
+absl::StatusOr<Json> withSecretContent(const Json& configs, const Json& snapshot) {
+  Json out = Json::array();
+  for (Json c : configs) {
+    if (c.value("kind", "") == "Secret" && c.value("inSnapshot", false)) {
+      std::string text = snapshotValue(snapshot, snapshotKey(c.value("name", "")));
+      if (text.empty())
+        return absl::FailedPreconditionError(absl::StrCat("the rollback point's Secret snapshot has no content for Secret ",
+                                                          c.value("name", "")));
+      auto content = parseJson(text);
+      if (!content.ok()) return content.status();
+      c["data"] = content->value("data", Json::object());
+      if (content->contains("binaryData")) c["binaryData"] = (*content)["binaryData"];
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 // A 4xx that retrying cannot fix: the server refused the request itself.
@@ -75,7 +126,9 @@ absl::Status PatchReconciler::persist(Pass& p) { return syncStatus(p); }
 absl::Status PatchReconciler::putConfigBack(Pass& p) {
   auto rev = client_.get(kube::resources::kControllerRevision, p.ns, p.revisionName());
   if (!rev.ok()) return rev.status();
-  if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) return s;
+  auto configs = revisionConfigs(p, *rev);
+  if (!configs.ok()) return configs.status();
+  if (auto s = restoreConfigs(p, *configs); !s.ok()) return s;
   p.status.intent.reset();
   return absl::OkStatus();
 }
@@ -152,6 +205,64 @@ absl::Status PatchReconciler::resetForRetest(Pass& p, const std::string& why) {
   return absl::OkStatus();
 }
 
+// The revision's Secret snapshot, made now if missing (a crash between the
+// revision and its snapshot, or a revision made before snapshots existed)
+// from the Secrets as they are: production is not written before the
+// promotion intent, which comes after this.
+absl::StatusOr<Json> PatchReconciler::ensureSnapshot(Pass& p, const Json& rev) {
+  std::string revName = jsonString(rev, "/metadata/name");
+  auto existing = client_.get(kube::resources::kSecret, p.ns, snapshotName(revName));
+  if (existing.ok() || !kube::isNotFound(existing.status())) return existing;
+  Json data = {{kSaltKey, absl::Base64Escape(randomSalt())}};
+  for (const auto& c : jsonAt(rev, "/data/configs")) {
+    if (c.value("kind", "") != "Secret" || !c.value("inSnapshot", false)) continue;
+    auto secret = client_.get(kube::resources::kSecret, p.ns, c.value("name", ""));
+    if (!secret.ok()) {
+      if (kube::isNotFound(secret.status())) continue;  // gone: nothing to restore
+      return secret.status();
+    }
+    Json content = {{"data", secret->value("data", Json::object())}};
+    if (secret->contains("binaryData")) content["binaryData"] = (*secret)["binaryData"];
+    data[snapshotKey(c.value("name", ""))] = absl::Base64Escape(content.dump());
+  }
+  Json labels = ownedLabels(p);
+  labels[v1::kLabelTarget] = targetLabel(p.spec);
+  Json snapshot = {{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", kSnapshotType}, {"immutable", true},
+                   {"metadata", {{"name", snapshotName(revName)}, {"namespace", p.ns}, {"labels", labels},
+                                 {"ownerReferences", Json::array({{{"apiVersion", "apps/v1"},
+                                                                   {"kind", "ControllerRevision"},
+                                                                   {"name", revName},
+                                                                   {"uid", jsonString(rev, "/metadata/uid")}}})}}},
+                   {"data", data}};
+  auto created = client_.create(kube::resources::kSecret, p.ns, snapshot);
+  if (kube::isAlreadyExists(created.status())) return client_.get(kube::resources::kSecret, p.ns, snapshotName(revName));
+  return created;
+}
+
+absl::StatusOr<Json> PatchReconciler::revisionConfigs(Pass& p, const Json& rev) {
+  const Json& configs = jsonAt(rev, "/data/configs");
+  bool anySecret = false;
+  for (const auto& c : configs) anySecret = anySecret || c.value("inSnapshot", false);
+  if (!anySecret) return configs.is_array() ? configs : Json::array();
+  auto snapshot = client_.get(kube::resources::kSecret, p.ns, snapshotName(jsonString(rev, "/metadata/name")));
+  if (!snapshot.ok()) return snapshot.status();
+  return withSecretContent(configs, *snapshot);
+}
+
+absl::StatusOr<std::string> PatchReconciler::configDigestFor(Pass& p, const std::string& kind, const Json& obj) {
+  if (kind != "Secret") return configDigest(obj);
+  if (p.secretSalt.empty()) {
+    auto snapshot = client_.get(kube::resources::kSecret, p.ns, snapshotName(p.revisionName()));
+    // A rollback point made before snapshots existed (promoted by an older
+    // operator): its digests were not salted.
+    if (!snapshot.ok() && kube::isNotFound(snapshot.status())) return configDigest(obj);
+    if (!snapshot.ok()) return snapshot.status();
+    p.secretSalt = snapshotValue(*snapshot, kSaltKey);
+    if (p.secretSalt.empty()) return absl::FailedPreconditionError("the rollback point's Secret snapshot has no salt");
+  }
+  return configDigest(obj, p.secretSalt);
+}
+
 // The rollback point: production's spec (all but replicas) and the data of
 // every ConfigMap/Secret the pods use or the Patch changes, stored before
 // production is touched. Found again by the Patch's uid label.
@@ -168,7 +279,10 @@ absl::StatusOr<Json> PatchReconciler::ensureRevision(Pass& p, const Json& prod) 
     all.emplace_back(n, jsonString(r, "/metadata/name"));
     const Json& lbl = jsonAt(r, "/metadata/labels");
     if (lbl.is_object() && lbl.value(v1::kLabelPatchUid, "") == p.uid) {
-      if (jsonString(r, "/data/specHash") == specHash(prod)) return r;
+      if (jsonString(r, "/data/specHash") == specHash(prod)) {
+        if (auto snap = ensureSnapshot(p, r); !snap.ok()) return snap.status();
+        return r;
+      }
       // Made for an earlier base (production changed and the Patch was
       // re-tested): it would restore the wrong spec. Made anew below.
       auto gone = client_.remove(kube::resources::kControllerRevision, p.ns, jsonString(r, "/metadata/name"), {});
@@ -190,6 +304,11 @@ absl::StatusOr<Json> PatchReconciler::ensureRevision(Pass& p, const Json& prod) 
     if (!obj.ok()) {
       if (kube::isNotFound(obj.status())) continue;
       return obj.status();
+    }
+    // A Secret's content goes to the snapshot Secret (ensureSnapshot), not here.
+    if (kind == "Secret") {
+      configs.push_back({{"kind", kind}, {"name", name}, {"inSnapshot", true}});
+      continue;
     }
     Json entry = {{"kind", kind}, {"name", name}, {"data", obj->value("data", Json::object())}};
     if (obj->contains("binaryData")) entry["binaryData"] = (*obj)["binaryData"];
@@ -214,6 +333,7 @@ absl::StatusOr<Json> PatchReconciler::ensureRevision(Pass& p, const Json& prod) 
   auto created = client_.create(kube::resources::kControllerRevision, p.ns, rev);
   if (!created.ok()) return created.status();  // AlreadyExists: another pass raced us; retried
   failpoint("promote.afterRevision");
+  if (auto snap = ensureSnapshot(p, *created); !snap.ok()) return snap.status();
   all.emplace_back(number, revName);
   recorder_.event(p.patch, runtime::EventType::kNormal, reason::kRevisionRecorded, "Promote",
                   absl::StrCat("recorded rollback point ", revName, " (revision ", number, ") of ",
@@ -286,7 +406,9 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
         if (kube::isNotFound(cfg.status())) continue;
         return cfg.status();
       }
-      configHashes[absl::StrCat(kind, "/", name)] = configDigest(*cfg);
+      auto digest = configDigestFor(p, kind, *cfg);
+      if (!digest.ok()) return digest.status();
+      configHashes[absl::StrCat(kind, "/", name)] = *digest;
     }
   } else if (current == base) {
     for (const auto& cc : p.spec.change.config) {
@@ -300,12 +422,19 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
                                                   ": ", r.status().message()));
         return r.status();
       }
-      configHashes[absl::StrCat(cc.kind, "/", cc.name)] = configDigest(*r);
+      auto digest = configDigestFor(p, cc.kind, *r);
+      if (!digest.ok()) return digest.status();
+      configHashes[absl::StrCat(cc.kind, "/", cc.name)] = *digest;
     }
     if (p.spec.change.rollbackTo) {
-      if (auto s = restoreConfigs(p, jsonAt(source, "/data/configs")); !s.ok()) return s;
-      for (const auto& c : jsonAt(source, "/data/configs"))
-        configHashes[absl::StrCat(c.value("kind", ""), "/", c.value("name", ""))] = configDigest(c);
+      auto configs = revisionConfigs(p, source);
+      if (!configs.ok()) return configs.status();
+      if (auto s = restoreConfigs(p, *configs); !s.ok()) return s;
+      for (const auto& c : *configs) {
+        auto digest = configDigestFor(p, c.value("kind", ""), c);
+        if (!digest.ok()) return digest.status();
+        configHashes[absl::StrCat(c.value("kind", ""), "/", c.value("name", ""))] = *digest;
+      }
     }
     if (!p.spec.change.config.empty() || p.spec.change.rollbackTo) failpoint("promote.afterConfig");
 
@@ -383,7 +512,9 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
       auto slash = key.find('/');
       auto cfg = client_.get(configType(key.substr(0, slash)), p.ns, key.substr(slash + 1));
       if (!cfg.ok() && !kube::isNotFound(cfg.status())) return cfg.status();
-      if (!cfg.ok() || configDigest(*cfg) != digest) {
+      absl::StatusOr<std::string> now = cfg.ok() ? configDigestFor(p, key.substr(0, slash), *cfg) : std::string();
+      if (!now.ok()) return now.status();
+      if (!cfg.ok() || *now != digest) {
         reverted = absl::StrCat(key, " no longer has the promoted data",
                                 cfg.ok() ? lastOtherWriter(*cfg) : std::string(" (deleted)"));
         break;
@@ -494,7 +625,13 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
     return rollbackFailed(p, absl::StrCat("cannot roll back: rollback point ", revName, " is unreadable (",
                                           rev.status().message(), "); production keeps the patch and needs a person"));
   }
-  if (auto s = restoreConfigs(p, jsonAt(*rev, "/data/configs")); !s.ok()) {
+  absl::Status restored = absl::OkStatus();
+  if (auto configs = revisionConfigs(p, *rev); !configs.ok()) {
+    restored = configs.status();
+  } else {
+    restored = restoreConfigs(p, *configs);
+  }
+  if (auto s = restored; !s.ok()) {
     if (!refusedForGood(s)) return s;
     return rollbackFailed(p, absl::StrCat("cannot restore config: ", s.message(), "; production needs a person"));
   }

@@ -134,6 +134,13 @@ class PatchReconciler final : public runtime::Reconciler {
   Step finished(Pass& p);
   // promotion.cc: the writes to production and their intent records.
   absl::StatusOr<Json> ensureRevision(Pass& p, const Json& prod);
+  // A revision's Secret snapshot (its Secrets' content and a salt), made if missing.
+  absl::StatusOr<Json> ensureSnapshot(Pass& p, const Json& rev);
+  // A revision's data.configs with the Secrets' content from its snapshot.
+  absl::StatusOr<Json> revisionConfigs(Pass& p, const Json& rev);
+  // Digest of a ConfigMap/Secret for status.promotion.configHashes; a
+  // Secret's is salted with its rollback point's snapshot salt.
+  absl::StatusOr<std::string> configDigestFor(Pass& p, const std::string& kind, const Json& obj);
   Step abandonPromotion(Pass& p, const std::string& why);
   absl::Status putConfigBack(Pass& p);
   Step retestOrGiveUp(Pass& p, const std::string& why);
