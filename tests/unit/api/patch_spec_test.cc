@@ -31,11 +31,23 @@ TEST(PatchSpec, ValidSpecGetsDefaults) {
   EXPECT_EQ(s->secrets, "copy");
   EXPECT_EQ(s->ttlSecondsAfterFinished, 600);
   EXPECT_TRUE(s->keepOnFailure);
+  EXPECT_EQ(s->keepOnFailureSeconds, 86400);
   EXPECT_EQ(s->verificationTimeoutSeconds, 300);
   EXPECT_TRUE(s->automaticRollback);
   EXPECT_EQ(s->revisionHistoryLimit, 10);
   ASSERT_EQ(s->tests.size(), 1u);
   EXPECT_EQ(s->tests[0].timeoutSeconds, 300);
+}
+
+TEST(PatchSpec, AFailedEnvironmentIsKeptAWeekAtMost) {
+  Json p = validPatch();
+  p["spec"]["environment"]["keepOnFailureSeconds"] = 604801;
+  auto s = parseSpec(p);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("spec.environment.keepOnFailureSeconds"), std::string::npos) << s.status();
+  p["spec"]["environment"]["keepOnFailureSeconds"] = 3600;
+  ASSERT_TRUE(parseSpec(p).ok());
+  EXPECT_EQ(parseSpec(p)->keepOnFailureSeconds, 3600);
 }
 
 TEST(PatchSpec, RequiresTicketAndRootCause) {

@@ -558,6 +558,19 @@ TEST_F(PatchReconcilerTest, FailedTestLeavesProductionUntouchedAndKeepsTheEnviro
   clock_.advance(std::chrono::hours(1));
   ASSERT_TRUE(reconcile("fix").ok());
   EXPECT_FALSE(client_.object(res::kNamespace, "", envNamespace("fix")).is_null());  // keepOnFailure
+  EXPECT_EQ(status("fix")["environment"]["kept"], true);
+  // Kept for a day (keepOnFailureSeconds), not for ever: it may hold
+  // copies of production Secrets.
+  clock_.advance(std::chrono::hours(22));
+  auto r = reconcile("fix");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->requeueAfter.has_value()) << "looked at again when it expires";
+  EXPECT_FALSE(client_.object(res::kNamespace, "", envNamespace("fix")).is_null());
+  clock_.advance(std::chrono::hours(1) + std::chrono::seconds(1));
+  ASSERT_TRUE(reconcile("fix").ok());
+  Json ns = client_.object(res::kNamespace, "", envNamespace("fix"));
+  EXPECT_TRUE(ns.is_null() || ns["metadata"].contains("deletionTimestamp")) << "a failed environment never expired";
+  EXPECT_TRUE(status("fix")["environment"].contains("deletedAt"));
 }
 
 TEST_F(PatchReconcilerTest, DriftForcesARetestInsteadOfPromotion) {

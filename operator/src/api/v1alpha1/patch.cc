@@ -292,6 +292,10 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
       return fieldError("spec.environment.secrets", "Unsupported value: must be copy or omit");
     out.ttlSecondsAfterFinished = env.value("ttlSecondsAfterFinished", int64_t{600});
     out.keepOnFailure = env.value("keepOnFailure", true);
+    out.keepOnFailureSeconds = env.value("keepOnFailureSeconds", int64_t{86400});
+    if (out.keepOnFailureSeconds < 60 || out.keepOnFailureSeconds > 604800)
+      return fieldError("spec.environment.keepOnFailureSeconds",
+                        "Invalid value: " + std::to_string(out.keepOnFailureSeconds) + ": must be 60 to 604800");
     out.readyTimeoutSeconds = env.value("readyTimeoutSeconds", int64_t{300});
 
     const Json& tests = spec.value("tests", Json::array());

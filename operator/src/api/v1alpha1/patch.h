@@ -100,6 +100,9 @@ struct PatchSpec {
   std::string secrets = "copy";  // copy | omit
   int64_t ttlSecondsAfterFinished = 600;
   bool keepOnFailure = true;
+  // A failed environment may hold copies of production Secrets: kept this
+  // long for debugging, then deleted.
+  int64_t keepOnFailureSeconds = 86400;
   int64_t readyTimeoutSeconds = 300;
   std::vector<TestSpec> tests;
   bool approvalRequired = false;

@@ -576,12 +576,10 @@ PatchReconciler::Step PatchReconciler::finished(Pass& p) {
   if (!p.status.finishedAt) p.status.finishedAt = timeString(p.now);
   std::string envNs = p.envNamespace();
   if (envNs.empty() || p.status.environment->deletedAt) return Action::await();
-  if (p.phase() == v1::phase::kFailed && p.spec.keepOnFailure) {
-    p.status.environment->kept = true;
-    return Action::await();  // kept for debugging until the Patch is deleted
-  }
+  bool keep = p.phase() == v1::phase::kFailed && p.spec.keepOnFailure;
+  if (keep) p.status.environment->kept = true;  // for debugging, for keepOnFailureSeconds
   double age = secondsSince(*p.status.finishedAt, p.now);
-  double ttl = static_cast<double>(p.spec.ttlSecondsAfterFinished);
+  double ttl = static_cast<double>(keep ? p.spec.keepOnFailureSeconds : p.spec.ttlSecondsAfterFinished);
   if (age < ttl) {
     return Action::requeue(std::chrono::duration_cast<Clock::Duration>(
         std::chrono::duration<double>(ttl - age + 1)));
