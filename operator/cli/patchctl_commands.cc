@@ -344,13 +344,9 @@ int cmdCreate(const Invocation& inv, Env& env) {
       return fail(env, absl::StrCat("the namespace from the file (", ns,
                                     ") does not match the namespace given with -n (", inv.ns, ")"));
     if (ns.empty()) p["metadata"]["namespace"] = env.ns;
-    auto spec = v1::parseSpec(p);
-    if (!spec.ok()) {
-      env.err << "error: patch " << name << " is invalid: " << spec.status().message() << "\n";
-      bad = true;
-      continue;
-    }
-    if (spec->approvalRequired && jsonString(p, "/spec/author").empty()) {
+    // Filled in before the spec is checked: a patch that needs approval must
+    // name its author.
+    if (jsonAt(p, "/spec/promotion/approval/required") == Json(true) && jsonString(p, "/spec/author").empty()) {
       if (user.empty()) {
         absl::Status whoError;
         user = identity(env, &whoError);
@@ -360,6 +356,12 @@ int cmdCreate(const Invocation& inv, Env& env) {
       }
       p["spec"]["author"] = user;
       env.err << "note: spec.author set to " << user << " (approval is required; the author cannot approve)\n";
+    }
+    auto spec = v1::parseSpec(p);
+    if (!spec.ok()) {
+      env.err << "error: patch " << name << " is invalid: " << spec.status().message() << "\n";
+      bad = true;
+      continue;
     }
   }
   if (bad) return kExitFailure;

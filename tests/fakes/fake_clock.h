@@ -29,6 +29,11 @@ class FakeClock final : public Clock {
     cv.wait_for(lock, std::chrono::milliseconds(1));
   }
   // Time passes: both clocks move.
+  void waitUntilSteady(std::condition_variable_any& cv, std::unique_lock<std::mutex>& lock,
+                       SteadyPoint deadline) override {
+    if (steadyNow() >= deadline) return;
+    cv.wait_for(lock, std::chrono::milliseconds(1));
+  }
   void advance(Duration d) {
     std::lock_guard lock(mu_);
     now_ += d;

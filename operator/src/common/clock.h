@@ -28,6 +28,10 @@ class Clock {
   virtual void waitUntil(std::condition_variable_any& cv,
                          std::unique_lock<std::mutex>& lock,
                          TimePoint deadline) = 0;
+  // The same with a monotonic deadline (steadyNow()'s): for waits that must
+  // not stretch when the wall clock steps back.
+  virtual void waitUntilSteady(std::condition_variable_any& cv, std::unique_lock<std::mutex>& lock,
+                               SteadyPoint deadline) = 0;
 };
 
 // The wall clock. Waits are measured on the steady clock so that a wall-clock
@@ -42,10 +46,16 @@ class RealClock final : public Clock {
     if (remaining <= Duration::zero()) return;
     cv.wait_for(lock, remaining);
   }
+  void waitUntilSteady(std::condition_variable_any& cv, std::unique_lock<std::mutex>& lock,
+                       SteadyPoint deadline) override {
+    cv.wait_until(lock, deadline);
+  }
 };
 
 // Waits `d` on `clock`, returning early (false) when `stop` is requested.
-// Returns true when the full time passed.
+// Returns true when the full time passed. Measured on the monotonic clock: a
+// wall-clock step back must not turn the elector's 2 s pause into an hour
+// while another replica takes the lease.
 inline bool sleepFor(Clock& clock, std::stop_token stop, Clock::Duration d) {
   std::mutex mu;
   std::condition_variable_any cv;
@@ -56,8 +66,8 @@ inline bool sleepFor(Clock& clock, std::stop_token stop, Clock::Duration d) {
     cv.notify_all();
   });
   std::unique_lock lock(mu);
-  auto deadline = clock.now() + d;
-  while (!stop.stop_requested() && clock.now() < deadline) clock.waitUntil(cv, lock, deadline);
+  auto deadline = clock.steadyNow() + std::chrono::duration_cast<Clock::SteadyPoint::duration>(d);
+  while (!stop.stop_requested() && clock.steadyNow() < deadline) clock.waitUntilSteady(cv, lock, deadline);
   return !stop.stop_requested();
 }
 

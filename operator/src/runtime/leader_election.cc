@@ -88,6 +88,12 @@ bool LeaderElector::tryAcquireOrRenew() {
 
 bool LeaderElector::leadingWithMargin(std::chrono::milliseconds margin) const {
   if (!leading_) return false;
+  {
+    // Someone else is in the record (a forced takeover, seen at a renewal):
+    // closed at once, not only once the renew deadline nears.
+    std::lock_guard lock(mu_);
+    if (!leader_.empty() && leader_ != config_.identity) return false;
+  }
   Clock::SteadyPoint last{Clock::SteadyPoint::duration(lastRenew_.load())};
   return clock_.steadyNow() - last < config_.renewDeadline - margin;
 }

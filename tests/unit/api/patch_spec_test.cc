@@ -39,6 +39,18 @@ TEST(PatchSpec, ValidSpecGetsDefaults) {
   EXPECT_EQ(s->tests[0].timeoutSeconds, 300);
 }
 
+// Without an author there is no one an approval must differ from.
+TEST(PatchSpec, APatchThatNeedsApprovalNamesItsAuthor) {
+  Json p = validPatch();
+  p["spec"]["promotion"] = {{"approval", {{"required", true}}}};
+  auto s = parseSpec(p);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("spec.author"), std::string::npos) << s.status();
+  p["spec"]["author"] = "alice";
+  ASSERT_TRUE(parseSpec(p).ok());
+  EXPECT_EQ(parseSpec(p)->author, "alice");
+}
+
 TEST(PatchSpec, AFailedEnvironmentIsKeptAWeekAtMost) {
   Json p = validPatch();
   p["spec"]["environment"]["keepOnFailureSeconds"] = 604801;

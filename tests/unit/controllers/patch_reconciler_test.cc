@@ -145,6 +145,16 @@ class PatchReconcilerTest : public ::testing::Test {
     completeJobs(envNamespace(name));
   }
 
+  // A Patch that raises POOL and rotates Secret db's password (hunter2 ->
+  // s3cr3t; base64 in the API).
+  void createPatchRotatingASecret(const std::string& name) {
+    client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+        "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}})"));
+    createPatch(name, {{"change", {{"config", Json::parse(R"([
+        {"kind": "ConfigMap", "name": "checkout-config", "patch": "{\"data\":{\"POOL\":\"64\"}}"},
+        {"kind": "Secret", "name": "db", "patch": "{\"data\":{\"password\":\"czNjcjN0\"}}"}])")}}}});
+  }
+
   // Drives a Patch that needs approval to AwaitingApproval (tests passed).
   void driveToAwaitingApproval(const std::string& name) {
     driveToPromotion(name);
@@ -499,6 +509,8 @@ TEST_F(PatchReconcilerTest, TheCopyHasNoPriorityNodeOrGitOpsTracking) {
   EXPECT_FALSE(pod.contains("priorityClassName")) << pod.dump();
   EXPECT_FALSE(pod.contains("priority"));
   EXPECT_FALSE(pod.contains("nodeName"));
+  EXPECT_EQ(jsonString(client_.object(res::kNamespace, "", envNamespace("fix")),
+                       "/metadata/labels/pod-security.kubernetes.io~1enforce"), "baseline");
   EXPECT_EQ(jsonString(copy, "/metadata/labels/team"), "payments");
   EXPECT_FALSE(copy["metadata"]["labels"].contains("kustomize.toolkit.fluxcd.io/name"));
   EXPECT_FALSE(copy["metadata"].contains("annotations") &&
@@ -1296,11 +1308,7 @@ TEST_F(PatchReconcilerTest, EveryWriteOfTheLifecycleHasAFailpointInTheFaultTable
 // owned by it does, and a rollback restores the Secret from there. The
 // Secret's digest in status is salted with a value only Secret readers see.
 TEST_F(PatchReconcilerTest, ARollbackPointKeepsSecretContentInASecretOfItsOwn) {
-  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
-      "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}})"));
-  createPatch("fix", {{"change", {{"config", Json::parse(R"([
-      {"kind": "ConfigMap", "name": "checkout-config", "patch": "{\"data\":{\"POOL\":\"64\"}}"},
-      {"kind": "Secret", "name": "db", "patch": "{\"data\":{\"password\":\"czNjcjN0\"}}"}])")}}}});
+  createPatchRotatingASecret("fix");
   driveToVerifying("fix");
   EXPECT_EQ(client_.object(res::kSecret, "shop", "db")["data"]["password"], "czNjcjN0");
   auto revs = client_.objects(res::kControllerRevision, "shop");
@@ -1345,6 +1353,83 @@ TEST_F(PatchReconcilerTest, ASnapshotLostToACrashIsMadeBeforeTheIntent) {
   EXPECT_EQ(prodVersion(client_), "v1");
   reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
   EXPECT_FALSE(client_.object(res::kSecret, "shop", "checkout-pg-1-secrets").is_null());
+}
+
+// The snapshot is gone when a rollback is needed: the workload and the
+// other config are still restored, and the Patch ends RollbackFailed naming
+// the Secret a person must restore (not stuck retrying, production patched).
+TEST_F(PatchReconcilerTest, ARollbackWithoutItsSecretSnapshotRestoresTheRestAndSaysWhatIsMissing) {
+  createPatchRotatingASecret("fix");
+  driveToVerifying("fix");
+  client_.erase(res::kSecret, "shop", "checkout-pg-1-secrets");
+  clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  EXPECT_EQ(prodVersion(client_), "v1") << "the workload must be restored all the same";
+  EXPECT_EQ(client_.object(res::kConfigMap, "shop", "checkout-config")["data"]["POOL"], "16");
+  Json st = status("fix");
+  const Json& ready = runtime::findCondition(st["conditions"], condition::kReady);
+  EXPECT_EQ(ready["reason"], reason::kRollbackFailed);
+  EXPECT_NE(ready["message"].get<std::string>().find("not Secret(s) db"), std::string::npos) << ready.dump();
+}
+
+// A snapshot left by an earlier revision of the same name (not yet garbage
+// collected) is not adopted: it is replaced by one owned by this revision.
+TEST_F(PatchReconcilerTest, AStaleSnapshotOfAnEarlierRevisionIsReplaced) {
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}})"));
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret","immutable":true,
+      "metadata":{"name":"checkout-pg-1-secrets","namespace":"shop",
+                  "ownerReferences":[{"apiVersion":"apps/v1","kind":"ControllerRevision","name":"checkout-pg-1","uid":"gone"}]},
+      "data":{"salt":"b2xk","db.json":"e30="}})"));
+  createPatch("fix", {{"change", {{"config", Json::parse(R"([
+      {"kind": "Secret", "name": "db", "patch": "{\"data\":{\"password\":\"czNjcjN0\"}}"}])")}}}});
+  driveToPromotion("fix");
+  for (int i = 0; i < 10 && phase("fix") != api::v1alpha1::phase::kVerifying; ++i) (void)reconcile("fix");
+  ASSERT_EQ(phase("fix"), api::v1alpha1::phase::kVerifying);
+  Json rev = client_.objects(res::kControllerRevision, "shop").at(0);
+  Json snapshot = client_.object(res::kSecret, "shop", "checkout-pg-1-secrets");
+  EXPECT_EQ(snapshot["metadata"]["ownerReferences"][0]["uid"], rev["metadata"]["uid"]);
+  clock_.advance(std::chrono::seconds(121));
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  EXPECT_EQ(client_.object(res::kSecret, "shop", "db")["data"]["password"], "aHVudGVyMg==")
+      << "restored from the stale snapshot";
+}
+
+// An edit that lands while the pass building the copy cannot record it (its
+// status write gets a 409): the next pass must not test the copy of the old
+// spec; the environment is made anew for the new one.
+TEST_F(PatchReconcilerTest, ACopyMadeForAnEarlierEditOfTheSpecIsMadeAnew) {
+  createPatch("fix");
+  ASSERT_TRUE(reconcile("fix").ok());  // the finalizer
+  client_.failNext("updateStatus", conflict(), "patches");
+  ASSERT_TRUE(reconcile("fix").ok());  // builds the copy; its status write is refused
+  std::string env;
+  for (const auto& ns : client_.objects(res::kNamespace, ""))
+    if (jsonString(ns, "/metadata/name").starts_with("pg-fix-")) env = jsonString(ns, "/metadata/name");
+  ASSERT_FALSE(env.empty()) << "no environment namespace";
+  ASSERT_FALSE(client_.object(res::kDeployment, env, "checkout").is_null());
+  Json patch = client_.object(res::kPatch, "shop", "fix");
+  std::string text = patch["spec"]["change"]["patch"];
+  text.replace(text.find("value: v2"), 9, "value: v3");
+  patch["spec"]["change"]["patch"] = text;
+  patch["metadata"]["generation"] = 2;
+  client_.seed(res::kPatch, patch);
+  bool removed = false;
+  for (int i = 0; i < 8; ++i) {
+    (void)reconcile("fix");
+    Json ns = client_.object(res::kNamespace, "", env);
+    if (!removed && (ns.is_null() || ns["metadata"].contains("deletionTimestamp"))) {
+      // What the namespace controller does: the namespace goes with its content.
+      removed = true;
+      for (const auto& rt : {res::kDeployment, res::kConfigMap, res::kService})
+        for (const auto& o : client_.objects(rt, env)) client_.erase(rt, env, jsonString(o, "/metadata/name"));
+      if (!ns.is_null()) client_.erase(res::kNamespace, "", env);
+    }
+  }
+  EXPECT_TRUE(removed) << "the environment built for the old spec was kept";
+  Json copy = client_.object(res::kDeployment, env, "checkout");
+  ASSERT_FALSE(copy.is_null()) << "not made anew";
+  EXPECT_EQ(copy["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "v3") << copy.dump(2);
 }
 
 }  // namespace

@@ -254,6 +254,11 @@ TEST(HostAccess, EachFormIsNamed) {
   EXPECT_EQ(hostAccess(wl({{"volumes", {{{"name", "logs"}, {"hostPath", {{"path", "/var/log"}}}}}}})),
             "its pods mount the node's /var/log (hostPath volume logs)");
   EXPECT_EQ(hostAccess(wl({{"volumes", {{{"name", "cfg"}, {"configMap", {{"name", "x"}}}}}}})), "");
+  EXPECT_EQ(hostAccess(wl({{"containers", {{{"name", "app"}, {"securityContext", {{"privileged", true}}}}}}})),
+            "container app is privileged");
+  EXPECT_EQ(hostAccess(wl({{"initContainers", {{{"name", "init"}, {"ports", {{{"containerPort", 80}, {"hostPort", 80}}}}}}}})),
+            "container init binds the node's port 80");
+  EXPECT_EQ(hostAccess(wl({{"containers", {{{"name", "app"}, {"ports", {{{"containerPort", 80}}}}}}}})), "");
 }
 
 TEST(HardenForEnvironment, StatefulSetClaimsBecomeEphemeralVolumes) {
@@ -280,6 +285,7 @@ TEST(GitOpsTrackingKey, FluxAndArgoCdKeysOnly) {
   EXPECT_TRUE(isGitOpsTrackingKey("kustomize.toolkit.fluxcd.io/name"));
   EXPECT_TRUE(isGitOpsTrackingKey("helm.toolkit.fluxcd.io/namespace"));
   EXPECT_TRUE(isGitOpsTrackingKey("argocd.argoproj.io/tracking-id"));
+  EXPECT_TRUE(isGitOpsTrackingKey("app.kubernetes.io/instance"));  // Argo CD's default label tracking
   EXPECT_FALSE(isGitOpsTrackingKey("app.kubernetes.io/name"));
   EXPECT_FALSE(isGitOpsTrackingKey("team"));
   EXPECT_FALSE(isGitOpsTrackingKey("evil.argocd.argoproj.io.example/x"));

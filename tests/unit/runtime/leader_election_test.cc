@@ -171,6 +171,11 @@ TEST_F(LeaderElectionTest, AfterLosingTheLeaseToAnotherItFollows) {
   l["spec"]["holderIdentity"] = "b";
   l["spec"]["renewTime"] = "2026-01-01T00:00:00.000000Z";
   ASSERT_TRUE(fake_.update(res::kLease, "patchgate-system", l, {}).ok());
+  // The fence closes as soon as a renewal has seen b in the record, long
+  // before the renew deadline.
+  auto takenAt = clock_.steadyNow();
+  ASSERT_TRUE(advanceUntil(clock_, 100ms, [&] { return !a.leadingWithMargin(2s); }));
+  EXPECT_LT(clock_.steadyNow() - takenAt, 3s) << "the fence stayed open with another holder in the record";
   ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return stopped == 1; }));
   EXPECT_FALSE(a.leadingWithMargin(0s));
   // b keeps renewing (its record changes every 2 s): a never takes over.
@@ -188,7 +193,8 @@ TEST_F(LeaderElectionTest, AfterLosingTheLeaseToAnotherItFollows) {
 
 // Expiry is judged on the monotonic clock: the wall clock stepping an hour
 // ahead (NTP, a resumed VM) does not let a candidate take a lease its holder
-// renewed a moment ago, nor close the holder's fence.
+// renewed a moment ago, nor close the holder's fence; stepping back does not
+// stall the leader's renewals.
 TEST_F(LeaderElectionTest, AWallClockStepNeitherExpiresALeaseNorClosesTheFence) {
   LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
   ASSERT_TRUE(a.tryAcquireOrRenew());
@@ -207,6 +213,12 @@ TEST_F(LeaderElectionTest, AWallClockStepNeitherExpiresALeaseNorClosesTheFence) 
   std::jthread t([&](std::stop_token st) { c.run(st); });
   ASSERT_TRUE(eventually([&] { return started.load(); }));
   clock_.set(clock_.now() + 1h);
+  EXPECT_TRUE(c.leadingWithMargin(2s));
+  // A step back: the leader still renews every 2 s of real time (its pause
+  // does not stretch by the hour), so its fence stays open.
+  clock_.set(clock_.now() - 2h);
+  size_t renewals = other.calls("update", "leases").size();
+  ASSERT_TRUE(advanceUntil(clock_, 500ms, [&] { return other.calls("update", "leases").size() >= renewals + 2; }));
   EXPECT_TRUE(c.leadingWithMargin(2s));
   t.request_stop();
 }

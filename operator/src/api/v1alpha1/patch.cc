@@ -327,6 +327,10 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
     const Json& appr = promo.value("approval", Json::object());
     out.approvalRequired = appr.value("required", false);
     out.approvers = appr.value("approvers", int64_t{1});
+    out.author = spec.value("author", "");
+    // Without an author there is no one an approval must differ from.
+    if (out.approvalRequired && out.author.empty())
+      return fieldError("spec.author", "Required value: a patch that needs approval must name its author");
     const Json& ver = spec.value("verification", Json::object());
     out.verificationTimeoutSeconds = ver.value("timeoutSeconds", int64_t{300});
     out.bakeSeconds = ver.value("bakeSeconds", int64_t{30});

@@ -105,6 +105,7 @@ struct PatchSpec {
   int64_t keepOnFailureSeconds = 86400;
   int64_t readyTimeoutSeconds = 300;
   std::vector<TestSpec> tests;
+  std::string author;  // who wrote it (admission checks it is the creator); cannot change
   bool approvalRequired = false;
   int64_t approvers = 1;
   int64_t verificationTimeoutSeconds = 300;

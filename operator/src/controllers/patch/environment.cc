@@ -13,6 +13,12 @@ using runtime::Action;
 
 namespace {
 
+// On the environment's copy of the target: the spec hash production gets
+// (status.expectedHash) when it was made, to tell a copy of this change from
+// one made for an earlier edit of the spec.
+constexpr char kAnnotationCopyOf[] = "patchgate.dev/copy-of";
+constexpr char kAnnotationCopyOfPath[] = "/metadata/annotations/patchgate.dev~1copy-of";
+
 // A copy of a production object for the environment: same name, data and
 // labels; none of the server-owned metadata.
 Json copyMeta(const Json& src, const std::string& envNs, const Json& owned) {
@@ -87,6 +93,9 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
   } else {
     Json labels = owned;
     labels[v1::kLabelEnvironment] = "true";
+    // Every pod here (copies and tests) meets the baseline Pod Security
+    // Standard: no host namespaces, host paths, host ports or privilege.
+    labels["pod-security.kubernetes.io/enforce"] = "baseline";
     Json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"},
                {"metadata", {{"name", envNs}, {"labels", labels},
                              {"annotations", {{v1::kAnnotationTicket, p.spec.ticket},
@@ -154,6 +163,11 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
         return Action::await();
       }
       return patched.status();
+    }
+    if (std::string why = hostAccess(*patched); !why.empty()) {  // production changed since validation
+      fail(p, reason::kUnsafeForEnvironment,
+           absl::StrCat(p.spec.target.key(), " cannot be copied into a test environment: ", why));
+      return Action::await();
     }
     p.status.baseHash = specHash(*prod);
     p.status.expectedHash = specHash(*patched);
@@ -247,8 +261,24 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     copy["kind"] = p.spec.target.kind;
     if (p.spec.target.kind != "DaemonSet") copy["spec"]["replicas"] = p.spec.envReplicas;
     copy["spec"]["template"]["metadata"]["labels"][v1::kLabelPatchUid] = p.uid;
+    copy["metadata"]["annotations"][kAnnotationCopyOf] = p.status.expectedHash.value_or("");
     hardenForEnvironment(copy);
     if (auto s = ensureCreated(client_, p.targetType, envNs, copy); !s.ok()) return s;
+    return Action::requeue(options_.pollInterval);
+  }
+
+  // A copy made for another version of the spec: an edit landed while the
+  // pass that built it could not record it (its status write got a 409, or
+  // it crashed), so the tests would prove the wrong change. The environment
+  // is made anew, under the same name once the old namespace is gone.
+  if (jsonString(*envCopy, kAnnotationCopyOfPath) !=
+      p.status.expectedHash.value_or("")) {
+    kube::DeleteOptions opts;
+    opts.propagationPolicy = "Background";
+    auto gone = client_.remove(kube::resources::kNamespace, "", envNs, opts);
+    if (!gone.ok() && !kube::isNotFound(gone.status())) return gone.status();
+    recorder_.event(p.patch, runtime::EventType::kNormal, reason::kProvisioning, "Provision",
+                    absl::StrCat("the copy in ", envNs, " was made for another version of the spec; making it anew"));
     return Action::requeue(options_.pollInterval);
   }
 

@@ -18,6 +18,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/failpoint.h"
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/pass.h"
@@ -36,11 +37,14 @@ constexpr char kActionRollback[] = "Rollback";
 
 std::string targetLabel(const v1::PatchSpec& spec) { return spec.target.kind + "." + spec.target.name; }
 
-// Digest of what a ConfigMap holds (or a Secret, salted: see secretSalt).
+// Digest of what a ConfigMap holds (or a Secret, salted, marked "s1:": see
+// configDigestFor).
+constexpr char kSaltedPrefix[] = "s1:";
 std::string configDigest(const Json& obj, const std::string& salt = "") {
   Json content = {{"data", obj.value("data", Json::object())}, {"binaryData", obj.value("binaryData", Json::object())}};
-  if (!salt.empty()) content["salt"] = salt;
-  return hashJson(content);
+  if (salt.empty()) return hashJson(content);
+  content["salt"] = salt;
+  return kSaltedPrefix + hashJson(content);
 }
 
 // A rollback point keeps no Secret content: the Secrets' data go into a
@@ -71,23 +75,42 @@ std::string snapshotValue(const Json& snapshot, const std::string& key) {
 }
 
 // The revision's configs with each Secret's content put back from the
-// snapshot (entries of older revisions carry their data inline).
-absl::StatusOr<Json> withSecretContent(const Json& configs, const Json& snapshot) {
+// snapshot (entries of older revisions carry their data inline). A Secret
+// whose content is not there (the snapshot is gone, or the Secret was gone
+// when it was taken) is marked "missing": restoring it is for a person, and
+// it must not block restoring the rest.
+Json withSecretContent(const Json& configs, const Json* snapshot) {
   Json out = Json::array();
   for (Json c : configs) {
     if (c.value("kind", "") == "Secret" && c.value("inSnapshot", false)) {
-      std::string text = snapshotValue(snapshot, snapshotKey(c.value("name", "")));
-      if (text.empty())
-        return absl::FailedPreconditionError(absl::StrCat("the rollback point's Secret snapshot has no content for Secret ",
-                                                          c.value("name", "")));
-      auto content = parseJson(text);
-      if (!content.ok()) return content.status();
-      c["data"] = content->value("data", Json::object());
-      if (content->contains("binaryData")) c["binaryData"] = (*content)["binaryData"];
+      std::string text = snapshot ? snapshotValue(*snapshot, snapshotKey(c.value("name", ""))) : "";
+      auto content = text.empty() ? absl::StatusOr<Json>(absl::NotFoundError("")) : parseJson(text);
+      if (!content.ok() || !content->is_object()) {
+        c["missing"] = true;
+      } else {
+        c["data"] = content->value("data", Json::object());
+        if (content->contains("binaryData")) c["binaryData"] = (*content)["binaryData"];
+      }
     }
     out.push_back(std::move(c));
   }
   return out;
+}
+
+// The Secrets of `configs` whose content could not be found, by name.
+std::vector<std::string> missingSecrets(const Json& configs) {
+  std::vector<std::string> names;
+  for (const auto& c : configs)
+    if (c.value("missing", false)) names.push_back(c.value("name", ""));
+  return names;
+}
+
+// Whether `snapshot` belongs to `rev` (a revision re-made under the same
+// name must not adopt the snapshot of the one it replaced).
+bool ownedBy(const Json& snapshot, const Json& rev) {
+  for (const auto& o : jsonAt(snapshot, "/metadata/ownerReferences"))
+    if (o.value("uid", "") == jsonString(rev, "/metadata/uid")) return true;
+  return false;
 }
 
 // A 4xx that retrying cannot fix: the server refused the request itself.
@@ -109,7 +132,6 @@ std::string lastOtherWriter(const Json& obj) {
   }
   return who.empty() ? "" : absl::StrCat(" (last written by ", who, at.empty() ? "" : " at " + at, ")");
 }
-
 }  // namespace
 
 absl::Status PatchReconciler::fence() const {
@@ -160,6 +182,7 @@ absl::StatusOr<bool> PatchReconciler::targetMoved(Pass& p, const Json& read) {
 // the Patch does not change is left alone: a person's edit to it is theirs.
 absl::Status PatchReconciler::restoreConfigs(Pass& p, const Json& configs) {
   for (const auto& c : configs) {
+    if (c.value("missing", false)) continue;  // no content to restore (missingSecrets)
     const auto& rt = configType(c.value("kind", ""));
     std::string name = c.value("name", "");
     bool changedByUs = p.spec.change.rollbackTo.has_value() ||
@@ -212,6 +235,14 @@ absl::Status PatchReconciler::resetForRetest(Pass& p, const std::string& why) {
 absl::StatusOr<Json> PatchReconciler::ensureSnapshot(Pass& p, const Json& rev) {
   std::string revName = jsonString(rev, "/metadata/name");
   auto existing = client_.get(kube::resources::kSecret, p.ns, snapshotName(revName));
+  if (existing.ok() && !ownedBy(*existing, rev)) {
+    // Left by an earlier revision of the same name (its garbage collection
+    // has not run yet): not this revision's content. Removed, then made anew.
+    auto gone = client_.remove(kube::resources::kSecret, p.ns, snapshotName(revName), {});
+    if (!gone.ok() && !kube::isNotFound(gone.status())) return gone.status();
+    return absl::UnavailableError(absl::StrCat("removed a stale Secret snapshot ", snapshotName(revName),
+                                               "; making it anew"));
+  }
   if (existing.ok() || !kube::isNotFound(existing.status())) return existing;
   Json data = {{kSaltKey, absl::Base64Escape(randomSalt())}};
   for (const auto& c : jsonAt(rev, "/data/configs")) {
@@ -245,17 +276,17 @@ absl::StatusOr<Json> PatchReconciler::revisionConfigs(Pass& p, const Json& rev) 
   for (const auto& c : configs) anySecret = anySecret || c.value("inSnapshot", false);
   if (!anySecret) return configs.is_array() ? configs : Json::array();
   auto snapshot = client_.get(kube::resources::kSecret, p.ns, snapshotName(jsonString(rev, "/metadata/name")));
-  if (!snapshot.ok()) return snapshot.status();
-  return withSecretContent(configs, *snapshot);
+  if (!snapshot.ok() && !kube::isNotFound(snapshot.status())) return snapshot.status();
+  bool usable = snapshot.ok() && ownedBy(*snapshot, rev);
+  return withSecretContent(configs, usable ? &*snapshot : nullptr);
 }
 
 absl::StatusOr<std::string> PatchReconciler::configDigestFor(Pass& p, const std::string& kind, const Json& obj) {
   if (kind != "Secret") return configDigest(obj);
   if (p.secretSalt.empty()) {
     auto snapshot = client_.get(kube::resources::kSecret, p.ns, snapshotName(p.revisionName()));
-    // A rollback point made before snapshots existed (promoted by an older
-    // operator): its digests were not salted.
-    if (!snapshot.ok() && kube::isNotFound(snapshot.status())) return configDigest(obj);
+    // No snapshot, no salt: "" (the caller cannot compare a salted digest).
+    if (!snapshot.ok() && kube::isNotFound(snapshot.status())) return std::string();
     if (!snapshot.ok()) return snapshot.status();
     p.secretSalt = snapshotValue(*snapshot, kSaltKey);
     if (p.secretSalt.empty()) return absl::FailedPreconditionError("the rollback point's Secret snapshot has no salt");
@@ -408,7 +439,7 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
       }
       auto digest = configDigestFor(p, kind, *cfg);
       if (!digest.ok()) return digest.status();
-      configHashes[absl::StrCat(kind, "/", name)] = *digest;
+      if (!digest->empty()) configHashes[absl::StrCat(kind, "/", name)] = *digest;  // "": cannot be checked
     }
   } else if (current == base) {
     for (const auto& cc : p.spec.change.config) {
@@ -424,16 +455,19 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
       }
       auto digest = configDigestFor(p, cc.kind, *r);
       if (!digest.ok()) return digest.status();
-      configHashes[absl::StrCat(cc.kind, "/", cc.name)] = *digest;
+      if (!digest->empty()) configHashes[absl::StrCat(cc.kind, "/", cc.name)] = *digest;
     }
     if (p.spec.change.rollbackTo) {
       auto configs = revisionConfigs(p, source);
       if (!configs.ok()) return configs.status();
+      if (auto missing = missingSecrets(*configs); !missing.empty())
+        return abandonPromotion(p, absl::StrCat("revision ", p.rollbackSourceName(), " cannot restore Secret(s) ",
+                                                absl::StrJoin(missing, ", "), ": their snapshot is gone"));
       if (auto s = restoreConfigs(p, *configs); !s.ok()) return s;
       for (const auto& c : *configs) {
         auto digest = configDigestFor(p, c.value("kind", ""), c);
         if (!digest.ok()) return digest.status();
-        configHashes[absl::StrCat(c.value("kind", ""), "/", c.value("name", ""))] = *digest;
+        if (!digest->empty()) configHashes[absl::StrCat(c.value("kind", ""), "/", c.value("name", ""))] = *digest;
       }
     }
     if (!p.spec.change.config.empty() || p.spec.change.rollbackTo) failpoint("promote.afterConfig");
@@ -512,8 +546,15 @@ PatchReconciler::Step PatchReconciler::verify(Pass& p) {
       auto slash = key.find('/');
       auto cfg = client_.get(configType(key.substr(0, slash)), p.ns, key.substr(slash + 1));
       if (!cfg.ok() && !kube::isNotFound(cfg.status())) return cfg.status();
-      absl::StatusOr<std::string> now = cfg.ok() ? configDigestFor(p, key.substr(0, slash), *cfg) : std::string();
+      // A digest recorded by an operator before snapshots is unsalted.
+      bool salted = digest.starts_with(kSaltedPrefix);
+      absl::StatusOr<std::string> now =
+          !cfg.ok() ? std::string() : salted ? configDigestFor(p, key.substr(0, slash), *cfg) : configDigest(*cfg);
       if (!now.ok()) return now.status();
+      if (cfg.ok() && now->empty()) {  // the snapshot (and its salt) is gone: this Secret cannot be compared
+        p.ctx.log.warn("cannot check a Secret for reverts: its rollback point's snapshot is gone", {{"config", key}});
+        continue;
+      }
       if (!cfg.ok() || *now != digest) {
         reverted = absl::StrCat(key, " no longer has the promoted data",
                                 cfg.ok() ? lastOtherWriter(*cfg) : std::string(" (deleted)"));
@@ -625,10 +666,12 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
     return rollbackFailed(p, absl::StrCat("cannot roll back: rollback point ", revName, " is unreadable (",
                                           rev.status().message(), "); production keeps the patch and needs a person"));
   }
+  std::vector<std::string> missing;  // Secrets whose content is gone: restored by a person
   absl::Status restored = absl::OkStatus();
   if (auto configs = revisionConfigs(p, *rev); !configs.ok()) {
     restored = configs.status();
   } else {
+    missing = missingSecrets(*configs);
     restored = restoreConfigs(p, *configs);
   }
   if (auto s = restored; !s.ok()) {
@@ -675,6 +718,12 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
   p.status.rollback = v1::RollbackRecord{.at = timeString(p.now), .reason = intent.reason.value_or(""),
                                          .cause = intent.cause.value_or(""), .revision = revName,
                                          .generation = generation};
+  if (!missing.empty()) {
+    return rollbackFailed(p, absl::StrCat("restored ", p.spec.target.key(), " and its other config to ", revName,
+                                          ", but not Secret(s) ", absl::StrJoin(missing, ", "),
+                                          ": the rollback point's Secret snapshot ", snapshotName(revName),
+                                          " is gone; a person must restore them"));
+  }
   setCondition(p, condition::kRolledBack, false, reason::kRollingBack,
                absl::StrCat("restored ", p.spec.target.key(), " and its config to ", revName,
                             "; waiting for it to be healthy"));

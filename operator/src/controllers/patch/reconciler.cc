@@ -359,6 +359,23 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
     fail(p, reason::kUnsafeForEnvironment, msg);
     return Action::await();
   }
+  for (const auto& inc : p.spec.include) {  // copied too: the same rule, before any namespace exists
+    if (inc.kind != "Deployment" && inc.kind != "StatefulSet") continue;
+    auto irt = kube::resources::forKind("apps/v1", inc.kind);
+    if (!irt.ok()) return irt.status();
+    auto dep = client_.get(*irt, p.ns, inc.name);
+    if (!dep.ok()) {
+      if (kube::isNotFound(dep.status())) continue;  // provisioning says it is missing
+      return dep.status();
+    }
+    if (std::string why = hostAccess(*dep); !why.empty()) {
+      std::string msg = absl::StrCat("included ", inc.kind, " ", inc.name, " cannot be copied into a test environment: ",
+                                     why);
+      setCondition(p, condition::kValidated, false, reason::kUnsafeForEnvironment, msg);
+      fail(p, reason::kUnsafeForEnvironment, msg);
+      return Action::await();
+    }
+  }
   std::string diff = describeDiff(target->value("spec", Json::object()), result->value("spec", Json::object()));
   // Config changes must apply too.
   Json configDiffs = Json::array();

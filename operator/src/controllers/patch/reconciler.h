@@ -139,7 +139,8 @@ class PatchReconciler final : public runtime::Reconciler {
   // A revision's data.configs with the Secrets' content from its snapshot.
   absl::StatusOr<Json> revisionConfigs(Pass& p, const Json& rev);
   // Digest of a ConfigMap/Secret for status.promotion.configHashes; a
-  // Secret's is salted with its rollback point's snapshot salt.
+  // Secret's is salted with its rollback point's snapshot salt ("" when the
+  // snapshot is gone: then it cannot be computed, nor checked).
   absl::StatusOr<std::string> configDigestFor(Pass& p, const std::string& kind, const Json& obj);
   Step abandonPromotion(Pass& p, const std::string& why);
   absl::Status putConfigBack(Pass& p);

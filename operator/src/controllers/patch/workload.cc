@@ -170,6 +170,16 @@ std::string hostAccess(const Json& workload) {
     if (v.is_object() && v.contains("hostPath"))
       return absl::StrCat("its pods mount the node's ", jsonString(v, "/hostPath/path"), " (hostPath volume ",
                           v.value("name", ""), ")");
+  for (const char* list : {"/initContainers", "/containers", "/ephemeralContainers"}) {
+    for (const auto& c : jsonAt(pod, list)) {
+      std::string name = jsonString(c, "/name");
+      if (jsonAt(c, "/securityContext/privileged") == Json(true))
+        return absl::StrCat("container ", name, " is privileged");
+      for (const auto& port : jsonAt(c, "/ports"))
+        if (port.is_object() && port.value("hostPort", 0) != 0)
+          return absl::StrCat("container ", name, " binds the node's port ", port.value("hostPort", 0));
+    }
+  }
   return "";
 }
 
@@ -194,7 +204,9 @@ bool isGitOpsTrackingKey(std::string_view key) {
   auto slash = key.find('/');
   if (slash == std::string_view::npos) return false;
   std::string_view prefix = key.substr(0, slash);
-  return prefix.ends_with(".toolkit.fluxcd.io") || prefix == "argocd.argoproj.io";
+  // Argo CD's label tracking uses app.kubernetes.io/instance by default.
+  return prefix.ends_with(".toolkit.fluxcd.io") || prefix == "argocd.argoproj.io" ||
+         key == "app.kubernetes.io/instance";
 }
 
 int64_t PodTrouble::restartsSince(const std::map<std::string, int64_t>& baseline) const {

@@ -57,8 +57,10 @@ struct PodTrouble {
 PodTrouble podTrouble(const Json& podList);
 
 // Why a workload must not be copied into a test environment ("" when it
-// may): host access (hostNetwork, hostPID, hostIPC, a hostPath volume) would
-// let a test reach the node, and through it production.
+// may): host access (hostNetwork, hostPID, hostIPC, a hostPath volume, a
+// privileged container, a hostPort) would let a test reach the node, and
+// through it production. Environment namespaces also enforce the baseline
+// Pod Security Standard, which refuses these and more for every pod.
 std::string hostAccess(const Json& workload);
 
 // Makes a workload's copy safe to run beside production: no priority class
