@@ -306,6 +306,9 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   log.info("shutting down", {{"signal", sig}});
   manager.stop();  // controllers finish their current reconcile, informers stop
+  // Hand over now, not after a renewal that may be in flight on the
+  // elector's thread: the standby leads within about a second.
+  if (elector) elector->releaseNow();
   electorStop.request_stop();
   if (electorThread.joinable()) electorThread.join();  // releases the Lease
   log.info("stopped");

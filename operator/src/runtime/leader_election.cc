@@ -20,6 +20,7 @@ std::string LeaderElector::currentLeader() const {
 }
 
 bool LeaderElector::tryAcquireOrRenew() {
+  if (released_) return false;
   const auto& rt = kube::resources::kLease;
   auto now = clock_.now();         // for the record (people read it)
   auto seen = clock_.steadyNow();  // for judging expiry
@@ -64,6 +65,7 @@ bool LeaderElector::tryAcquireOrRenew() {
     bool expired = observedTime_ + std::chrono::seconds(heldFor) <= seen;
     if (!holder.empty() && holder != config_.identity && !expired) return false;
   }
+  if (released_) return false;  // released while this attempt was reading
   Json updated = *current;
   Json& s = updated["spec"];
   if (holder != config_.identity) {
@@ -102,17 +104,33 @@ bool LeaderElector::sleep(std::stop_token stop, std::chrono::milliseconds d) {
   return sleepFor(clock_, stop, d);
 }
 
+void LeaderElector::releaseNow() {
+  released_ = true;
+  leading_ = false;
+  // A renewal in flight on the elector's thread now fails its write with a
+  // conflict (this update changes the resourceVersion) or finds the lease
+  // released; either way it does not take it back (released_).
+  release();
+}
+
 void LeaderElector::release() {
   const auto& rt = kube::resources::kLease;
-  auto current = client_.get(rt, config_.leaseNamespace, config_.leaseName);
-  if (!current.ok() || jsonString(*current, "/spec/holderIdentity") != config_.identity) return;
-  Json updated = *current;
-  // As client-go: an empty holder and a 1 s lease let the next candidate in at once.
-  updated["spec"]["holderIdentity"] = "";
-  updated["spec"]["leaseDurationSeconds"] = 1;
-  updated["spec"]["renewTime"] = formatMicroTime(clock_.now());
-  auto r = client_.update(rt, config_.leaseNamespace, updated);
-  if (r.ok()) log_.info("released leader lease");
+  // A conflict is a renewal of ours that landed in between: read again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto current = client_.get(rt, config_.leaseNamespace, config_.leaseName);
+    if (!current.ok() || jsonString(*current, "/spec/holderIdentity") != config_.identity) return;
+    Json updated = *current;
+    // As client-go: an empty holder and a 1 s lease let the next candidate in at once.
+    updated["spec"]["holderIdentity"] = "";
+    updated["spec"]["leaseDurationSeconds"] = 1;
+    updated["spec"]["renewTime"] = formatMicroTime(clock_.now());
+    auto r = client_.update(rt, config_.leaseNamespace, updated);
+    if (r.ok()) {
+      log_.info("released leader lease");
+      return;
+    }
+    if (!kube::isConflict(r.status())) return;
+  }
 }
 
 bool LeaderElector::campaign(std::stop_token stop) {

@@ -69,6 +69,12 @@ class LeaderElector {
   // One attempt; public for tests. True when this process holds the lease.
   bool tryAcquireOrRenew();
 
+  // A planned handover (SIGTERM), from any thread: stops leading and
+  // releases the lease now, without waiting for a renewal in flight on the
+  // elector's thread (under load one can take seconds, and the standby is
+  // waiting); from then on this elector never takes the lease again.
+  void releaseNow();
+
  private:
   bool sleep(std::stop_token stop, std::chrono::milliseconds d);
   // Campaigns until it leads (true) or `stop` (false).
@@ -83,6 +89,7 @@ class LeaderElector {
   Clock& clock_;
   Logger log_;
   std::atomic<bool> leading_{false};
+  std::atomic<bool> released_{false};  // releaseNow(): never lead again
   // Monotonic time (since the steady clock's epoch) the last successful
   // renewal was sent.
   std::atomic<Clock::SteadyPoint::rep> lastRenew_{0};

@@ -243,6 +243,42 @@ TEST_F(LeaderElectionTest, TheFenceClosesBeforeTheLeaseCanPassToAnother) {
   t.join();
 }
 
+// A planned handover from another thread: the lease is released at once,
+// the fence closes, and this elector never takes the lease back, even if a
+// renewal was on its way (its write conflicts, or it finds the lease free).
+TEST_F(LeaderElectionTest, ReleaseNowHandsOverAndNeverTakesTheLeaseBack) {
+  std::atomic<bool> started = false;
+  LeaderElector a(fake_, config("a"), {.onStartedLeading = [&] { started = true; }}, clock_, quietLogger());
+  std::jthread t([&](std::stop_token st) { a.run(st); });
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  a.releaseNow();
+  EXPECT_FALSE(a.isLeader());
+  EXPECT_FALSE(a.leadingWithMargin(0s));
+  EXPECT_EQ(lease()["spec"]["holderIdentity"], "");
+  // The elector's thread keeps running (until its stop) but never renews.
+  size_t writes = fake_.calls("update", "leases").size();
+  for (int i = 0; i < 5; ++i) {
+    clock_.advance(2s);
+    patchgate::testing::briefly();
+  }
+  EXPECT_EQ(lease()["spec"]["holderIdentity"], "");
+  EXPECT_FALSE(a.tryAcquireOrRenew());
+  EXPECT_EQ(fake_.calls("update", "leases").size(), writes);
+  LeaderElector b(fake_, config("b"), {}, clock_, quietLogger());
+  EXPECT_TRUE(b.tryAcquireOrRenew()) << "the standby leads at once";
+  t.request_stop();
+}
+
+// A renewal of ours that lands between the release's read and its write:
+// the release reads again instead of leaving the lease held.
+TEST_F(LeaderElectionTest, AReleaseRetriesWhenARenewalLandsInBetween) {
+  LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
+  ASSERT_TRUE(a.tryAcquireOrRenew());
+  fake_.failNext("update", kube::apiError(409, "Conflict", "the object has been modified"), "leases");
+  a.releaseNow();
+  EXPECT_EQ(lease()["spec"]["holderIdentity"], "");
+}
+
 TEST_F(LeaderElectionTest, RunWaitsWhileAnotherHolds) {
   LeaderElector a(fake_, config("a"), {}, clock_, quietLogger());
   ASSERT_TRUE(a.tryAcquireOrRenew());
