@@ -64,6 +64,21 @@ std::string identity(Env& env, absl::Status* error) {
   return *who;
 }
 
+// The caller's groups; none when they cannot be told (fewer groups only
+// mean fewer rights: the operator's checks fail safe).
+std::vector<std::string> identityGroups(Env& env) {
+  absl::StatusOr<std::vector<std::string>> groups = std::vector<std::string>{};
+  if (env.whoAmIGroups)
+    groups = env.whoAmIGroups();
+  else if (!env.whoAmI)
+    groups = selfSubjectReviewGroups(env.client);
+  if (!groups.ok()) {
+    env.err << "note: cannot tell your groups (" << groups.status().message() << "); none recorded\n";
+    return {};
+  }
+  return *groups;
+}
+
 std::string phaseOf(const Json& p) {
   std::string phase = jsonString(p, "/status/phase");
   return phase.empty() ? "Pending" : phase;
@@ -293,6 +308,8 @@ int cmdDecide(const Invocation& inv, Env& env, const std::string& decision) {
         {"approver", user},
         {"decision", decision}}}};
   if (!inv.comment.empty()) approval["spec"]["comment"] = inv.comment;
+  // For PatchPolicies that let groups approve (admission checks they are yours).
+  if (auto groups = identityGroups(env); !groups.empty()) approval["spec"]["approverGroups"] = groups;
   auto created = env.client.create(kPatchApproval, env.ns, approval);
   if (!created.ok()) return failStatus(env, created.status());
   env.out << "patchapproval " << env.ns << "/" << jsonString(*created, "/metadata/name") << " created: "
@@ -357,6 +374,17 @@ int cmdCreate(const Invocation& inv, Env& env) {
       p["spec"]["author"] = user;
       env.err << "note: spec.author set to " << user << " (approval is required; the author cannot approve)\n";
     }
+    // The author's rights are checked with their groups: recorded when the
+    // author is the caller (admission checks they are theirs).
+    if (!jsonString(p, "/spec/author").empty() && !jsonAt(p, "/spec").contains("authorGroups")) {
+      if (user.empty()) {
+        absl::Status whoError;
+        user = identity(env, &whoError);
+      }
+      if (!user.empty() && user == jsonString(p, "/spec/author")) {
+        if (auto groups = identityGroups(env); !groups.empty()) p["spec"]["authorGroups"] = groups;
+      }
+    }
     auto spec = v1::parseSpec(p);
     if (!spec.ok()) {
       env.err << "error: patch " << name << " is invalid: " << spec.status().message() << "\n";
@@ -395,6 +423,16 @@ absl::StatusOr<std::string> selfSubjectReviewUser(kube::Client& client) {
   std::string user = jsonString(*r, "/status/userInfo/username");
   if (user.empty()) return absl::InternalError("SelfSubjectReview returned no user name");
   return user;
+}
+
+absl::StatusOr<std::vector<std::string>> selfSubjectReviewGroups(kube::Client& client) {
+  Json review = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}};
+  auto r = client.create(kSelfSubjectReview, "", review);
+  if (!r.ok()) return r.status();
+  std::vector<std::string> groups;
+  for (const auto& g : jsonAt(*r, "/status/userInfo/groups"))
+    if (g.is_string()) groups.push_back(g.get<std::string>());
+  return groups;
 }
 
 std::string describeError(const absl::Status& s, const std::string& server) {

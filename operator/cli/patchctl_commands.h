@@ -32,6 +32,8 @@ extern const kube::ResourceType kSelfSubjectReview;
 
 // The user name the API server sees for `client`'s credentials.
 absl::StatusOr<std::string> selfSubjectReviewUser(kube::Client& client);
+// And the groups it puts them in.
+absl::StatusOr<std::vector<std::string>> selfSubjectReviewGroups(kube::Client& client);
 
 struct Env {
   kube::Client& client;
@@ -43,6 +45,9 @@ struct Env {
   Random& random;
   // Who is asking; defaults to a SelfSubjectReview through `client`.
   std::function<absl::StatusOr<std::string>()> whoAmI;
+  // Their groups (spec.authorGroups, spec.approverGroups); defaults to a
+  // SelfSubjectReview when whoAmI is unset, else none.
+  std::function<absl::StatusOr<std::vector<std::string>>()> whoAmIGroups;
 };
 
 // Runs a parsed command that needs the cluster; returns the exit code.

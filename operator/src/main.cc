@@ -60,6 +60,9 @@ ABSL_FLAG(std::string, grpc_test_api_server_name, "",
           "Name test pods verify the API's certificate against (default: SERVICE.NAMESPACE.svc, or the host)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(int, workers, 2, "Concurrent reconciles of the Patch controller");
+ABSL_FLAG(std::string, cluster_policy_namespace, "",
+          "PatchPolicies in this namespace apply to Patches in every namespace (default: the operator's own; "
+          "'-' for none)");
 ABSL_FLAG(std::string, watch_namespaces, "", "Comma-separated namespaces to watch (default: all)");
 
 namespace {
@@ -208,6 +211,10 @@ int main(int argc, char** argv) {
   const std::string operatorNamespace = absl::GetFlag(FLAGS_leader_election_namespace).empty()
                                             ? config->defaultNamespace
                                             : absl::GetFlag(FLAGS_leader_election_namespace);
+  options.clusterPolicyNamespace = absl::GetFlag(FLAGS_cluster_policy_namespace).empty()
+                                       ? operatorNamespace
+                                       : absl::GetFlag(FLAGS_cluster_policy_namespace);
+  if (options.clusterPolicyNamespace == "-") options.clusterPolicyNamespace.clear();
 
   // The gRPC API's certificate, and how test pods reach the API.
   const bool apiEnabled = absl::GetFlag(FLAGS_grpc_bind_address) != "0";

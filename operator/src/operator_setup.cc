@@ -59,7 +59,9 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
   metrics.addCollectable(b->storeMetrics);
   b->reconciler = std::make_unique<controllers::patch::PatchReconciler>(
       client, b->informer->store(), *b->recorder, clock, b->patchMetrics.get(),
-      controllers::patch::PatchReconcilerOptions{.testApi = options.testApi, .leading = options.leading});
+      controllers::patch::PatchReconcilerOptions{.testApi = options.testApi,
+                                                   .clusterPolicyNamespace = options.clusterPolicyNamespace,
+                                                   .leading = options.leading});
   runtime::ControllerOptions co{"patch", options.workers};
   b->controller = std::make_shared<runtime::Controller>(co, *b->informer, *b->reconciler, clock,
                                                         log.withName("controller"), metrics.queue("patch"),

@@ -20,6 +20,7 @@ struct OperatorOptions {
   std::string watchNamespaces;  // comma-separated; empty = all
   std::string identity;
   controllers::patch::PatchReconcilerOptions::TestApi testApi;
+  std::string clusterPolicyNamespace;  // PatchPolicies here apply to every namespace
   // Fencing of production writes (PatchReconcilerOptions::leading).
   std::function<bool()> leading;
 };

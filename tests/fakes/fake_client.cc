@@ -351,6 +351,11 @@ absl::StatusOr<Json> FakeClient::list(const kube::ResourceType& rt, const std::s
   return out;
 }
 
+void FakeClient::setAccessReviewer(std::function<Json(const Json& spec)> reviewer) {
+  std::lock_guard lock(mu_);
+  accessReviewer_ = std::move(reviewer);
+}
+
 absl::StatusOr<Json> FakeClient::create(const kube::ResourceType& rt, const std::string& ns,
                                         const Json& obj, const kube::WriteOptions& o) {
   std::lock_guard lock(mu_);
@@ -359,6 +364,11 @@ absl::StatusOr<Json> FakeClient::create(const kube::ResourceType& rt, const std:
   call.dryRun = o.dryRun;
   if (auto s = recordLocked(std::move(call)); !s.ok()) return s;
   if (!obj.is_object()) return apiError(400, "BadRequest", "the body must be an object");
+  if (rt.resource == "subjectaccessreviews") {
+    Json out = obj;
+    out["status"] = accessReviewer_ ? accessReviewer_(obj.value("spec", Json::object())) : Json{{"allowed", true}};
+    return out;
+  }
   std::string objNs = jsonString(obj, "/metadata/namespace");
   if (rt.namespaced && !ns.empty() && !objNs.empty() && objNs != ns) {
     return apiError(400, "BadRequest",

@@ -111,6 +111,10 @@ class FakeClient final : public kube::Client {
   std::vector<Json> objects(const kube::ResourceType& rt, const std::string& ns = {}) const;
   // Turns off status-subresource rules for a resource (updates write status).
   void setStatusSubresource(const kube::ResourceType& rt, bool enabled);
+  // SubjectAccessReviews are answered, not stored: `reviewer` gets the
+  // review's spec and returns its status ({"allowed": ..., "reason": ...}).
+  // Without one, everything is allowed.
+  void setAccessReviewer(std::function<Json(const Json& spec)> reviewer);
 
   // --- Error injection.
   // The next call of `verb` (optionally only for `resource`, plural) fails
@@ -193,6 +197,7 @@ class FakeClient final : public kube::Client {
   int64_t rv_ = 0;
   int64_t uidCounter_ = 0;
   int64_t nameCounter_ = 0;
+  std::function<Json(const Json&)> accessReviewer_;
   int64_t expiredBefore_ = 0;
   uint64_t interruptEpoch_ = 0;
   absl::Status interruptStatus_;

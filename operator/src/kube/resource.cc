@@ -76,13 +76,15 @@ const ResourceType kSubjectAccessReview{"authorization.k8s.io", "v1", "subjectac
                                         "SubjectAccessReview", false};
 const ResourceType kPatch{"patchgate.dev", "v1alpha1", "patches", "Patch", true};
 const ResourceType kPatchApproval{"patchgate.dev", "v1alpha1", "patchapprovals", "PatchApproval", true};
+const ResourceType kPatchPolicy{"patchgate.dev", "v1alpha1", "patchpolicies", "PatchPolicy", true};
+const ResourceType kLimitRange{"", "v1", "limitranges", "LimitRange", true};
 
 absl::StatusOr<ResourceType> forKind(std::string_view apiVersion, std::string_view kind) {
-  static const std::array<const ResourceType*, 21> kAll = {
+  static const std::array<const ResourceType*, 23> kAll = {
       &kNamespace, &kPod, &kService, &kConfigMap, &kSecret, &kServiceAccount, &kResourceQuota,
       &kEvent, &kDeployment, &kStatefulSet, &kDaemonSet, &kReplicaSet, &kControllerRevision,
       &kJob, &kLease, &kNetworkPolicy, &kCustomResourceDefinition, &kTokenReview,
-      &kSubjectAccessReview, &kPatch, &kPatchApproval};
+      &kSubjectAccessReview, &kPatch, &kPatchApproval, &kPatchPolicy, &kLimitRange};
   for (const auto* rt : kAll) {
     if (rt->apiVersion() == apiVersion && rt->kind == kind) return *rt;
   }

@@ -34,7 +34,7 @@ namespace resources {
 extern const ResourceType kNamespace, kPod, kService, kConfigMap, kSecret, kServiceAccount,
     kEvent, kResourceQuota, kDeployment, kStatefulSet, kDaemonSet, kReplicaSet,
     kControllerRevision, kJob, kLease, kNetworkPolicy, kCustomResourceDefinition,
-    kTokenReview, kSubjectAccessReview, kPatch, kPatchApproval;
+    kTokenReview, kSubjectAccessReview, kPatch, kPatchApproval, kPatchPolicy, kLimitRange;
 
 // The ResourceType for an apiVersion/kind among the known ones.
 absl::StatusOr<ResourceType> forKind(std::string_view apiVersion, std::string_view kind);

@@ -13,7 +13,7 @@ namespace {
 const prometheus::Histogram::BucketBoundaries kLongBuckets = {1,   5,   10,   30,   60,   120,
                                                               300, 600, 1200, 1800, 3600, 7200};
 constexpr const char* kPhases[] = {ph::kPending,      ph::kValidated, ph::kQueued,   ph::kProvisioning,
-                                   ph::kTesting,      ph::kAwaitingApproval,          ph::kPromoting,
+                                   ph::kTesting,      ph::kAwaitingApproval, ph::kAwaitingWindow, ph::kPromoting,
                                    ph::kVerifying,    ph::kRollingBack, ph::kSucceeded, ph::kFailed,   ph::kRolledBack};
 
 std::string outcomeOf(const std::string& phase) {

@@ -96,6 +96,8 @@ allowed_in_prod() {
   for v in get list watch update patch; do expect_can yes "$v" patches.patchgate.dev -n "$PROD"; done
   expect_can yes update patches.patchgate.dev --subresource=status -n "$PROD"
   for v in get list watch; do expect_can yes "$v" patchapprovals.patchgate.dev -n "$PROD"; done
+  for v in get list watch; do expect_can yes "$v" patchpolicies.patchgate.dev -n "$PROD"; done
+  expect_can yes create subjectaccessreviews.authorization.k8s.io   # the author's own rights
   expect_can yes create events.events.k8s.io -n "$PROD"
   expect_can yes patch events.events.k8s.io -n "$PROD"
   for r in deployments.apps statefulsets.apps daemonsets.apps configmaps secrets; do
@@ -148,6 +150,7 @@ refused_always() {
   expect_can no create patches.patchgate.dev -n "$PROD"
   expect_can no delete patches.patchgate.dev -n "$PROD"
   expect_can no create patchapprovals.patchgate.dev -n "$PROD"   # it must never approve
+  for v in create update patch delete; do expect_can no "$v" patchpolicies.patchgate.dev -n "$PROD"; done  # nor set its own rules
   for r in clusterroles clusterrolebindings roles rolebindings; do
     expect_can no create "$r.rbac.authorization.k8s.io" -n "$PROD"
   done
@@ -198,7 +201,7 @@ expect_can no delete secrets -n "$OTHER"
 say "   ok: $CHECKS can-i checks as $SA_USER (cluster-wide)"
 
 h uninstall "$RELEASE" -n "$NS" --wait --timeout 60s >/dev/null || fail "helm uninstall"
-k get crd patches.patchgate.dev patchapprovals.patchgate.dev >/dev/null 2>&1 || fail "helm uninstall removed the CRDs"
+k get crd patches.patchgate.dev patchapprovals.patchgate.dev patchpolicies.patchgate.dev >/dev/null 2>&1 || fail "helm uninstall removed the CRDs"
 k get clusterrole "$FULL-patches" >/dev/null 2>&1 && fail "helm uninstall left the ClusterRole"
 k get deploy -n "$NS" "$FULL" >/dev/null 2>&1 && fail "helm uninstall left the Deployment"
 say "   ok: uninstalled; the CRDs stay"

@@ -44,7 +44,7 @@ restricted_namespace() { # name
 # take them over instead of refusing (also when another release owned them).
 adopt_crds() { # release namespace
   local obj
-  for obj in crd/patches.patchgate.dev crd/patchapprovals.patchgate.dev \
+  for obj in crd/patches.patchgate.dev crd/patchapprovals.patchgate.dev crd/patchpolicies.patchgate.dev \
              validatingadmissionpolicy/patchgate-approval-identity \
              validatingadmissionpolicybinding/patchgate-approval-identity \
              validatingadmissionpolicy/patchgate-patch-author \

@@ -132,6 +132,9 @@ metadata: {name: patch-user, namespace: $NS}
 rules:
 - {apiGroups: [patchgate.dev], resources: [patches, patchapprovals], verbs: [get, list, watch, create]}
 - {apiGroups: [apps], resources: [controllerrevisions], verbs: [get, list]}
+# A Patch's author must be allowed to make its change themself (SubjectAccessReview).
+- {apiGroups: [apps], resources: [deployments], verbs: [get, patch]}
+- {apiGroups: [""], resources: [configmaps], verbs: [get, patch]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -152,6 +155,8 @@ PC_KUBECONFIG=$WORK/alice.kubeconfig run_pc create -f "$WORK/approval.yaml"
 expect_rc 0 "alice creates a patch that needs approval"
 out_has "spec.author set to alice"
 [[ $(k get patch -n "$NS" needs-approval -o jsonpath='{.spec.author}') == alice ]] || fail "author not filled in"
+[[ $(k get patch -n "$NS" needs-approval -o jsonpath='{.spec.authorGroups}') == *system:authenticated* ]] ||
+  fail "authorGroups not filled in: $(k get patch -n "$NS" needs-approval -o jsonpath='{.spec.authorGroups}')"
 say "AND alice creates a Patch needing approval; create fills in author=alice"
 wait_phase needs-approval 240 AwaitingApproval
 run_pc watch needs-approval --timeout 2s

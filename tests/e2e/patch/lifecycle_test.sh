@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Patch lifecycle stories on the real-node cluster: each is what a user would
 # do and see. Usage: lifecycle_test.sh STORY OPERATOR_BINARY
-#   good | failing-test | rollback | config-rollback | drift | queue | approval | restart | metrics
+#   good | failing-test | rollback | config-rollback | drift | queue | approval | policy | restart | metrics
 # KUBECONFIG: $PATCHGATE_TEST_KUBECONFIG or the e2e fixture cluster's.
 STORY=${1:?usage: $0 STORY OPERATOR_BINARY}
 OPERATOR=${2:?usage: $0 STORY OPERATOR_BINARY}
@@ -181,7 +181,30 @@ subjects:
 - {kind: ServiceAccount, name: ci-bot, namespace: $NS}
 YAML
   start_operator
-  say "GIVEN alice's Patch that requires one approval"
+  say "GIVEN alice, who may write Patches but not change the Deployment herself"
+  patch_yaml over-her-head v2 "$(smoke_test v2)
+  author: alice" | k --as=alice apply -f - >/dev/null
+  wait_phase over-her-head 60 Failed Provisioning Testing
+  [[ $(phase over-her-head) == Failed ]] || fail "a patch went ahead although its author may not patch the target"
+  [[ $(k get patch -n "$NS" over-her-head -o jsonpath='{.status.conditions[?(@.type=="Validated")].reason}') == Forbidden ]] ||
+    fail "expected reason Forbidden"
+  [[ $(prod_env VERSION) == v1 && $(env_namespaces) == 0 ]] || fail "something was created for a forbidden patch"
+  say "THEN her patch fails Forbidden, nothing created: $(k get patch -n "$NS" over-her-head -o jsonpath='{.status.message}' | head -c 220)"
+  k apply -f - >/dev/null <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: checkout-fixer, namespace: $NS}
+rules:
+- {apiGroups: [apps], resources: [deployments], resourceNames: [checkout], verbs: [get, patch]}
+- {apiGroups: [""], resources: [configmaps], resourceNames: [checkout-config], verbs: [get, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: checkout-fixers, namespace: $NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: checkout-fixer}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
+YAML
+  say "GIVEN alice, now allowed to patch checkout, and her Patch that requires one approval"
   patch_yaml needs-approval v2 "$(smoke_test v2)
   author: alice
   promotion: {approval: {required: true, approvers: 1}}" | k --as=alice apply -f - >/dev/null
@@ -198,7 +221,7 @@ YAML
   if k --as=alice patch patch -n "$NS" swap --type merge -p '{"spec":{"author":"bob"}}' 2>"$WORK/err" >/dev/null; then
     fail "alice changed the author of her patch to bob"
   fi
-  grep -q 'spec.author cannot change' "$WORK/err" || fail "unexpected answer to the author swap: $(cat "$WORK/err")"
+  grep -q 'spec.author and spec.authorGroups cannot change' "$WORK/err" || fail "unexpected answer to the author swap: $(cat "$WORK/err")"
   say "AND alice cannot hand her patch to bob by editing it: $(head -c 160 "$WORK/err")"
   if k --as=alice patch patch -n "$NS" swap --type merge -p '{"spec":{"promotion":{"approval":{"required":false}}}}' 2>"$WORK/err" >/dev/null; then
     fail "alice dropped the approval her patch needs"
@@ -235,6 +258,95 @@ YAML
   wait_phase needs-approval 180 Succeeded Failed RolledBack
   [[ $(phase needs-approval) == Succeeded && $(prod_env VERSION) == v2 ]] || fail "bob's approval did not promote"
   say "THEN bob's approval promotes it: $(k get patch -n "$NS" needs-approval -o jsonpath='{.status.conditions[?(@.type=="Approved")].message}')"
+}
+
+# PatchPolicy: a Patch tested at once waits for its change window (in another
+# time zone) before touching production; in a freeze a normal Patch waits,
+# and an emergency passes only with the approval the policy asks of it.
+story_policy() {
+  setup_app policy
+  k apply -f - >/dev/null <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: fixer, namespace: $NS}
+rules:
+- {apiGroups: [patchgate.dev], resources: [patches, patchapprovals], verbs: [get, list, watch, create, update, patch]}
+- {apiGroups: [apps], resources: [deployments], verbs: [get, patch]}
+- {apiGroups: [""], resources: [configmaps], verbs: [get, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: fixers, namespace: $NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: fixer}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}
+YAML
+  # A window that opens one to two minutes from now, written in New York time.
+  local zone=America/New_York opens closes
+  opens=$(( ($(date +%s) / 60 + 2) * 60 ))
+  closes=$(( opens + 1800 ))
+  local start end; start=$(TZ=$zone date -d "@$opens" +%H:%M); end=$(TZ=$zone date -d "@$closes" +%H:%M)
+  local day; day=$(TZ=$zone date -d "@$opens" +%a)
+  k apply -f - >/dev/null <<YAML
+apiVersion: patchgate.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: windows, namespace: $NS}
+spec:
+  changeWindows: [{days: [$day], start: "$start", end: "$end", timeZone: $zone}]
+YAML
+  start_operator
+  say "GIVEN a policy: changes land only $day $start-$end $zone (opens at $(date -u -d "@$opens" +%H:%M:%SZ))"
+  patch_yaml in-window v2 "$(smoke_test v2)" | k --as=alice apply -f - >/dev/null
+  wait_phase in-window 240 AwaitingWindow Succeeded Failed
+  [[ $(phase in-window) == AwaitingWindow ]] || fail "expected AwaitingWindow, got $(phase in-window)"
+  (( $(date +%s) < opens )) || fail "the test ran past the window's start; the story cannot tell"
+  [[ $(prod_env VERSION) == v1 ]] || fail "production changed outside the window"
+  say "THEN it was tested and waits: $(k get patch -n "$NS" in-window -o jsonpath='{.status.message}')"
+  wait_phase in-window 300 Succeeded Failed RolledBack
+  [[ $(phase in-window) == Succeeded && $(prod_env VERSION) == v2 ]] || fail "not promoted in the window: $(phase in-window)"
+  local promoted; promoted=$(k get patch -n "$NS" in-window -o jsonpath='{.status.promotion.promotedAt}')
+  (( $(date -d "$promoted" +%s) >= opens )) || fail "promoted at $promoted, before the window opened"
+  say "AND it was promoted at $promoted, inside the window"
+  k delete patchpolicy -n "$NS" windows >/dev/null
+
+  local from to; from=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ); to=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+  k apply -f - >/dev/null <<YAML
+apiVersion: patchgate.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: freeze, namespace: $NS}
+spec:
+  freezes: [{start: "$from", end: "$to", reason: "incident review freeze"}]
+  emergency: {bypassFreezes: true, approvers: 1}
+YAML
+  say "GIVEN a freeze until $to; emergencies may pass it with one approval"
+  patch_yaml frozen v3 "$(smoke_test v3)" | k --as=alice apply -f - >/dev/null
+  wait_phase frozen 240 AwaitingWindow Succeeded Failed
+  [[ $(phase frozen) == AwaitingWindow ]] || fail "a normal patch passed the freeze: $(phase frozen)"
+  say "THEN a normal patch waits: $(k get patch -n "$NS" frozen -o jsonpath='{.status.message}')"
+  k --as=alice patch patch -n "$NS" frozen --type merge -p '{"spec":{"cancel":true}}' >/dev/null
+  wait_phase frozen 60 Failed
+  patch_yaml urgent v3 "$(smoke_test v3)
+  author: alice
+  priority: emergency" | k --as=alice apply -f - >/dev/null
+  wait_phase urgent 240 AwaitingApproval Succeeded Failed
+  [[ $(phase urgent) == AwaitingApproval ]] || fail "the emergency passed the freeze without approval: $(phase urgent)"
+  say "WHEN alice's emergency is tested, it waits for an approval: $(k get patch -n "$NS" urgent -o jsonpath='{.status.message}')"
+  local uid; uid=$(k get patch -n "$NS" urgent -o jsonpath='{.metadata.uid}')
+  approval_yaml() { # approver name
+    echo "{apiVersion: patchgate.dev/v1alpha1, kind: PatchApproval, metadata: {name: $2, namespace: $NS},
+      spec: {patch: urgent, patchUID: \"$uid\", patchGeneration: 1, approver: $1}}"
+  }
+  approval_yaml alice self | k --as=alice apply -f - >/dev/null
+  sleep 5
+  [[ $(phase urgent) == AwaitingApproval && $(prod_env VERSION) == v2 ]] || fail "alice's own approval let the emergency through"
+  say "AND alice's own approval does not count"
+  approval_yaml bob lgtm | k --as=bob apply -f - >/dev/null
+  wait_phase urgent 180 Succeeded Failed RolledBack
+  [[ $(phase urgent) == Succeeded && $(prod_env VERSION) == v3 ]] || fail "bob's approval did not let the emergency through"
+  k get events -n "$NS" --field-selector reason=EmergencyBypass -o jsonpath='{.items[0].note}{.items[0].message}' >"$WORK/ev"
+  grep -q 'incident review freeze' "$WORK/ev" || fail "no EmergencyBypass event naming the freeze"
+  say "THEN with bob's approval it passes the freeze, and says so: $(cat "$WORK/ev")"
 }
 
 story_restart() {
@@ -343,6 +455,7 @@ case $STORY in
   drift) story_drift ;;
   queue) story_queue ;;
   approval) story_approval ;;
+  policy) story_policy ;;
   restart) story_restart ;;
   metrics) story_metrics ;;
   *) echo "unknown story $STORY" >&2; exit 2 ;;

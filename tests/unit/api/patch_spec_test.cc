@@ -28,7 +28,7 @@ TEST(PatchSpec, ValidSpecGetsDefaults) {
   EXPECT_EQ(s->change.type, "strategic");
   EXPECT_EQ(s->priority, "normal");
   EXPECT_EQ(s->envReplicas, 1);
-  EXPECT_EQ(s->secrets, "copy");
+  EXPECT_EQ(s->secrets, "omit");
   EXPECT_EQ(s->ttlSecondsAfterFinished, 600);
   EXPECT_TRUE(s->keepOnFailure);
   EXPECT_EQ(s->keepOnFailureSeconds, 86400);

@@ -30,7 +30,7 @@ Json writtenStatus() {
     "baseHash": "b", "expectedHash": "e", "diff": "",
     "environment": {"namespace": "pg-fix-abc123", "createdAt": "2026-11-30T10:00:02Z",
                     "testApi": {"unavailable": "API service x/y not found"},
-                    "baseResourceVersion": "41", "services": [], "message": "ready",
+                    "baseResourceVersion": "41", "services": [], "message": "ready", "omittedSecrets": ["db"],
                     "readyAt": "2026-11-30T10:00:09Z"},
     "tests": [{"name": "smoke", "result": "Passed", "attempts": 1, "job": "pgt-smoke-1",
                "startedAt": "2026-11-30T10:00:10Z", "finishedAt": "2026-11-30T10:00:20Z",
@@ -43,7 +43,9 @@ Json writtenStatus() {
     "retests": 1, "retestedAt": "2026-11-30T10:00:05Z",
     "revision": {"name": "checkout-pg-3", "number": 3, "rollbackTarget": "checkout-pg-3"},
     "promotion": {"promotedAt": "2026-11-30T10:01:00Z", "generation": 7, "configHashes": {},
-                  "firstHealthyAt": "2026-11-30T10:01:30Z", "restartsAtHealthy": {}}})");
+                  "firstHealthyAt": "2026-11-30T10:01:30Z", "restartsAtHealthy": {}},
+    "policy": {"sources": ["shop/default"], "notes": ["approval required by policy shop/default"],
+               "schedule": "emergency: passes the freeze until 2026-12-01T00:00:00Z: year-end"}})");
 }
 
 TEST(PatchStatus, WhatTheOperatorWritesReadsBackTheSame) {

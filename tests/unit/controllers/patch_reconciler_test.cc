@@ -1432,5 +1432,234 @@ TEST_F(PatchReconcilerTest, ACopyMadeForAnEarlierEditOfTheSpecIsMadeAnew) {
   EXPECT_EQ(copy["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "v3") << copy.dump(2);
 }
 
+// ---- PatchPolicy: approvals, windows, freezes, limits; the author's rights ---
+
+void seedPolicy(FakeClient& client, const std::string& ns, const std::string& name, Json spec) {
+  client.seed(res::kPatchPolicy, {{"apiVersion", "patchgate.dev/v1alpha1"}, {"kind", "PatchPolicy"},
+                                  {"metadata", {{"name", name}, {"namespace", ns}}}, {"spec", spec}});
+}
+
+Json approvalBy(FakeClient& client, const std::string& patch, const std::string& name, const std::string& who,
+                const std::vector<std::string>& groups) {
+  Json p = client.object(res::kPatch, "shop", patch);
+  Json a = {{"apiVersion", "patchgate.dev/v1alpha1"}, {"kind", "PatchApproval"},
+            {"metadata", {{"name", name}, {"namespace", "shop"}}},
+            {"spec", {{"patch", patch}, {"patchUID", p["metadata"]["uid"]},
+                      {"patchGeneration", p["metadata"]["generation"]}, {"approver", who}}}};
+  if (!groups.empty()) a["spec"]["approverGroups"] = groups;
+  return client.seed(res::kPatchApproval, a);
+}
+
+// Cancels a Patch (as `kubectl patch --type merge -p '{"spec":{"cancel":true}}'`)
+// and reconciles it to its end.
+void cancelPatch(FakeClient& client, const std::string& name) {
+  Json p = client.object(res::kPatch, "shop", name);
+  p["spec"]["cancel"] = true;
+  client.seed(res::kPatch, p);
+}
+
+// A Patch that asks for no approval gets the policy's; only the people the
+// policy names count, and the Patch says which policy asked.
+TEST_F(PatchReconcilerTest, APolicyRaisesApprovalAndOnlyThePeopleItNamesCount) {
+  seedPolicy(client_, "shop", "default",
+             {{"approval", {{"required", true}, {"allowedGroups", {"sre-leads"}}}}});
+  createPatch("fix", {{"author", "alice"}});
+  driveToAwaitingApproval("fix");
+  Json st = status("fix");
+  EXPECT_EQ(st["policy"]["sources"], Json({"shop/default"}));
+  EXPECT_NE(st["policy"]["notes"].dump().find("shop/default"), std::string::npos) << st["policy"].dump();
+
+  approvalBy(client_, "fix", "bob", "bob", {"developers"});
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval) << "bob is not in sre-leads";
+  EXPECT_TRUE(recorder_.has(reason::kApprovalRefused));
+  EXPECT_NE(status("fix")["approvals"][0].value("why", "").find("sre-leads"), std::string::npos)
+      << status("fix")["approvals"].dump();
+
+  approvalBy(client_, "fix", "carol", "carol", {"sre-leads"});
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+}
+
+// A cluster-wide policy (the operator's policy namespace) applies to every
+// namespace; a Patch asking for more keeps it.
+TEST_F(PatchReconcilerTest, AClusterPolicyAppliesInEveryNamespaceAndAPatchMayAskForMore) {
+  PatchReconcilerOptions options;
+  options.clusterPolicyNamespace = "patchgate-system";
+  useOptions(options);
+  seedPolicy(client_, "patchgate-system", "cluster", {{"approval", {{"required", true}, {"approvers", 1}}}});
+  createPatch("fix", {{"author", "alice"}, {"promotion", {{"approval", {{"required", true}, {"approvers", 2}}}}}});
+  driveToAwaitingApproval("fix");
+  EXPECT_EQ(status("fix")["policy"]["sources"], Json({"patchgate-system/cluster"}));
+  approvalBy(client_, "fix", "bob", "bob", {});
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval) << "the Patch asked for two";
+  approvalBy(client_, "fix", "carol", "carol", {});
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+}
+
+// Tested at once, promoted only inside the window: production is untouched
+// until then. (The fake clock starts on Tuesday 2023-11-14 22:13:20 UTC.)
+TEST_F(PatchReconcilerTest, APatchWaitsForItsChangeWindowThenPromotes) {
+  seedPolicy(client_, "shop", "windows",
+             Json::parse(R"({"changeWindows": [{"days": ["Wed"], "start": "09:00", "end": "17:00",
+                                                "timeZone": "Europe/Berlin"}]})"));
+  createPatch("fix");
+  driveToPromotion("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kAwaitingWindow);
+  Json st = status("fix");
+  const Json& scheduled = runtime::findCondition(st["conditions"], condition::kScheduled);
+  EXPECT_EQ(scheduled["reason"], reason::kOutsideWindow);
+  // 09:00 in Berlin is 08:00 UTC in November.
+  EXPECT_NE(st.value("message", "").find("2023-11-15T08:00:00Z"), std::string::npos) << st.dump(2);
+  int64_t generation = jsonInt(client_.object(res::kDeployment, "shop", "checkout"), "/metadata/generation");
+  auto wait = reconcile("fix");
+  ASSERT_TRUE(wait.ok());
+  ASSERT_TRUE(wait->requeueAfter.has_value());
+  EXPECT_LE(*wait->requeueAfter, std::chrono::seconds(60));
+  EXPECT_TRUE(client_.calls("create", "controllerrevisions").empty()) << "no rollback point before the window";
+
+  clock_.advance(std::chrono::hours(9) + std::chrono::minutes(46));  // Wed 07:59:20 UTC: still closed
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingWindow);
+  EXPECT_EQ(jsonInt(client_.object(res::kDeployment, "shop", "checkout"), "/metadata/generation"), generation);
+
+  clock_.advance(std::chrono::minutes(1));  // 08:00:20 UTC = 09:00:20 in Berlin
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+  EXPECT_GT(jsonInt(client_.object(res::kDeployment, "shop", "checkout"), "/metadata/generation"), generation);
+}
+
+// In a freeze a normal Patch waits; an emergency passes it, but only with
+// the approvals the policy asks of emergencies, and says so.
+TEST_F(PatchReconcilerTest, AnEmergencyPassesAFreezeOnlyWithThePolicysApprovals) {
+  Json freeze = {{"start", formatTime(clock_.now() - std::chrono::hours(1))},
+                 {"end", formatTime(clock_.now() + std::chrono::hours(48))},
+                 {"reason", "year-end freeze"}};
+  seedPolicy(client_, "shop", "freeze",
+             {{"freezes", {freeze}}, {"emergency", {{"bypassFreezes", true}, {"approvers", 1}}}});
+  createPatch("normal");
+  driveToPromotion("normal");
+  reconcileUntil("normal", api::v1alpha1::phase::kAwaitingWindow);
+  EXPECT_NE(status("normal").value("message", "").find("year-end freeze"), std::string::npos);
+  EXPECT_EQ(runtime::findCondition(status("normal")["conditions"], condition::kScheduled)["reason"],
+            reason::kFrozen);
+  cancelPatch(client_, "normal");
+  reconcileUntil("normal", api::v1alpha1::phase::kFailed);
+
+  createPatch("urgent", {{"author", "alice"}, {"priority", "emergency"}});
+  driveToPromotion("urgent");
+  reconcileUntil("urgent", api::v1alpha1::phase::kAwaitingApproval);
+  EXPECT_NE(status("urgent").value("message", "").find("freeze"), std::string::npos) << status("urgent").dump(2);
+  approvalBy(client_, "urgent", "self", "alice", {});
+  ASSERT_TRUE(reconcile("urgent").ok());
+  EXPECT_EQ(phase("urgent"), api::v1alpha1::phase::kAwaitingApproval) << "the author's approval does not count";
+  approvalBy(client_, "urgent", "bob", "bob", {});
+  reconcileUntil("urgent", api::v1alpha1::phase::kVerifying);
+  EXPECT_TRUE(recorder_.has(reason::kEmergencyBypass));
+  EXPECT_NE(status("urgent")["policy"].value("schedule", "").find("year-end freeze"), std::string::npos);
+}
+
+// patchgate makes no change its author could not make: a SubjectAccessReview
+// for the author (with their groups) before anything is created.
+TEST_F(PatchReconcilerTest, AnAuthorWithoutTheRightToPatchTheTargetFailsForbiddenBeforeAnythingIsCreated) {
+  std::vector<Json> reviews;
+  client_.setAccessReviewer([&](const Json& spec) {
+    reviews.push_back(spec);
+    bool sre = false;
+    for (const auto& g : spec.value("groups", Json::array())) sre = sre || g == "sre";
+    bool deployments = spec["resourceAttributes"]["resource"] == "deployments";
+    return Json{{"allowed", !deployments || sre}, {"reason", deployments && !sre ? "no RBAC rule" : ""}};
+  });
+  createPatch("fix", {{"author", "alice"}, {"authorGroups", {"system:authenticated"}}});
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  Json st = status("fix");
+  const Json& validated = runtime::findCondition(st["conditions"], condition::kValidated);
+  EXPECT_EQ(validated["reason"], reason::kForbidden);
+  EXPECT_NE(st.value("message", "").find("may not patch Deployment/checkout"), std::string::npos) << st.dump(2);
+  EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+  ASSERT_FALSE(reviews.empty());
+  EXPECT_EQ(reviews[0]["user"], "alice");
+  EXPECT_EQ(reviews[0]["resourceAttributes"]["verb"], "patch");
+  EXPECT_EQ(reviews[0]["resourceAttributes"]["group"], "apps");
+  EXPECT_EQ(reviews[0]["resourceAttributes"]["name"], "checkout");
+
+  // In the group that may: the same change goes ahead, and the config
+  // object it changes was checked too.
+  reviews.clear();
+  createPatch("fix2", {{"author", "alice"}, {"authorGroups", {"sre"}}});
+  reconcileUntil("fix2", api::v1alpha1::phase::kProvisioning);
+  bool configChecked = false;
+  for (const auto& r : reviews)
+    configChecked = configChecked || (r["resourceAttributes"]["resource"] == "configmaps" &&
+                                      r["resourceAttributes"]["name"] == "checkout-config");
+  EXPECT_TRUE(configChecked);
+}
+
+// Production Secrets stay in production unless the Patch asks (and its author
+// may read them, and no policy forbids it); the copy says what it lacks.
+TEST_F(PatchReconcilerTest, SecretsAreCopiedOnlyWhenAskedAndAllowed) {
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}})"));
+  Json d = client_.object(res::kDeployment, "shop", "checkout");
+  d["spec"]["template"]["spec"]["containers"][0]["envFrom"].push_back({{"secretRef", {{"name", "db"}}}});
+  client_.seed(res::kDeployment, d);
+  std::string change = "spec: {template: {spec: {containers: [{name: app, image: 'demo:1', envFrom: [{configMapRef: {name: checkout-config}}, {secretRef: {name: db}}], env: [{name: VERSION, value: v2}]}]}}}";
+
+  createPatch("default", {{"change", {{"patch", change}}}});
+  reconcileUntil("default", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("default").ok());  // builds the copy
+  std::string env = envNamespace("default");
+  EXPECT_TRUE(client_.object(res::kSecret, env, "db").is_null()) << "copied without being asked";
+  ASSERT_TRUE(reconcile("default").ok());
+  EXPECT_NE(status("default").value("message", "").find("Secret db was not copied"), std::string::npos)
+      << status("default").dump(2);
+  EXPECT_EQ(status("default")["environment"]["omittedSecrets"], Json({"db"}));
+  cancelPatch(client_, "default");
+  reconcileUntil("default", api::v1alpha1::phase::kFailed);
+
+  createPatch("asks", {{"change", {{"patch", change}}}, {"environment", {{"secrets", "copy"}}}});
+  reconcileUntil("asks", api::v1alpha1::phase::kProvisioning, 20);
+  ASSERT_TRUE(reconcile("asks").ok());
+  EXPECT_FALSE(client_.object(res::kSecret, envNamespace("asks"), "db").is_null());
+  cancelPatch(client_, "asks");
+  reconcileUntil("asks", api::v1alpha1::phase::kFailed);
+
+  seedPolicy(client_, "shop", "no-secrets", {{"secrets", {{"allowCopy", false}}}});
+  createPatch("forbidden", {{"change", {{"patch", change}}}, {"environment", {{"secrets", "copy"}}}});
+  reconcileUntil("forbidden", api::v1alpha1::phase::kProvisioning, 20);
+  ASSERT_TRUE(reconcile("forbidden").ok());
+  EXPECT_TRUE(client_.object(res::kSecret, envNamespace("forbidden"), "db").is_null());
+  EXPECT_NE(status("forbidden")["policy"].dump().find("shop/no-secrets"), std::string::npos);
+}
+
+TEST_F(PatchReconcilerTest, EnvironmentLimitsComeFromThePolicy) {
+  seedPolicy(client_, "shop", "limits",
+             {{"environment", {{"cpu", "2"}, {"memory", "256Mi"}, {"storage", "1Gi"}, {"pods", 10}}}});
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  std::string env = envNamespace("fix");
+  Json hard = client_.object(res::kResourceQuota, env, "patchgate-environment")["spec"]["hard"];
+  EXPECT_EQ(hard["pods"], "10");
+  EXPECT_EQ(hard["requests.cpu"], "2");
+  EXPECT_EQ(hard["limits.memory"], "256Mi");
+  EXPECT_EQ(hard["requests.ephemeral-storage"], "1Gi");
+  Json limits = client_.object(res::kLimitRange, env, "patchgate-environment")["spec"]["limits"][0];
+  EXPECT_EQ(limits["default"]["cpu"], "500m");
+  EXPECT_EQ(limits["default"]["memory"], "256Mi") << "capped by the quota";
+  EXPECT_EQ(limits["max"]["cpu"], "2");
+}
+
+// A policy that cannot be read stops Patches where it applies: fail closed.
+TEST_F(PatchReconcilerTest, AnUnreadablePolicyHoldsThePatch) {
+  seedPolicy(client_, "shop", "broken",
+             Json::parse(R"({"changeWindows": [{"start": "09:00", "end": "17:00", "timeZone": "Mars/Olympus"}]})"));
+  createPatch("fix");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(reconcile("fix").ok());
+  Json st = status("fix");
+  EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kValidated)["reason"], reason::kPolicyInvalid);
+  EXPECT_NE(st.value("message", "").find("shop/broken"), std::string::npos) << st.dump(2);
+  EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+}
+
 }  // namespace
 }  // namespace patchgate::controllers::patch

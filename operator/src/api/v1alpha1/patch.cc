@@ -287,7 +287,7 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
                               ": supported values: Deployment, StatefulSet, Service, ConfigMap, Secret");
       out.include.push_back(std::move(i));
     }
-    out.secrets = env.value("secrets", "copy");
+    out.secrets = env.value("secrets", "omit");
     if (out.secrets != "copy" && out.secrets != "omit")
       return fieldError("spec.environment.secrets", "Unsupported value: must be copy or omit");
     out.ttlSecondsAfterFinished = env.value("ttlSecondsAfterFinished", int64_t{600});
@@ -328,6 +328,9 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
     out.approvalRequired = appr.value("required", false);
     out.approvers = appr.value("approvers", int64_t{1});
     out.author = spec.value("author", "");
+    for (const auto& g : spec.value("authorGroups", Json::array())) out.authorGroups.push_back(g.get<std::string>());
+    if (!out.authorGroups.empty() && out.author.empty())
+      return fieldError("spec.authorGroups", "Forbidden: needs spec.author");
     // Without an author there is no one an approval must differ from.
     if (out.approvalRequired && out.author.empty())
       return fieldError("spec.author", "Required value: a patch that needs approval must name its author");

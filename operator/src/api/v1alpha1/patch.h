@@ -41,6 +41,9 @@ inline constexpr char kQueued[] = "Queued";
 inline constexpr char kProvisioning[] = "Provisioning";
 inline constexpr char kTesting[] = "Testing";
 inline constexpr char kAwaitingApproval[] = "AwaitingApproval";
+// Tested (and approved where needed); waiting for a change window or the end
+// of a freeze (PatchPolicy).
+inline constexpr char kAwaitingWindow[] = "AwaitingWindow";
 inline constexpr char kPromoting[] = "Promoting";
 inline constexpr char kVerifying[] = "Verifying";
 inline constexpr char kRollingBack[] = "RollingBack";  // restoring, then verifying the restore
@@ -97,7 +100,7 @@ struct PatchSpec {
   // environment
   int64_t envReplicas = 1;
   std::vector<Include> include;
-  std::string secrets = "copy";  // copy | omit
+  std::string secrets = "omit";  // copy | omit (production Secrets stay in production)
   int64_t ttlSecondsAfterFinished = 600;
   bool keepOnFailure = true;
   // A failed environment may hold copies of production Secrets: kept this
@@ -106,6 +109,9 @@ struct PatchSpec {
   int64_t readyTimeoutSeconds = 300;
   std::vector<TestSpec> tests;
   std::string author;  // who wrote it (admission checks it is the creator); cannot change
+  // The author's groups (admission checks they are the creator's): their
+  // rights are checked with these (SubjectAccessReview).
+  std::vector<std::string> authorGroups;
   bool approvalRequired = false;
   int64_t approvers = 1;
   int64_t verificationTimeoutSeconds = 300;

@@ -83,6 +83,7 @@ auto fieldsOf(Tag<EnvironmentStatus>) {
                     Field{"services", &E::services},
                     Field{"message", &E::message},
                     Field{"readyAt", &E::readyAt},
+                    Field{"omittedSecrets", &E::omittedSecrets, kOmitEmpty},
                     Field{"kept", &E::kept},
                     Field{"deletedAt", &E::deletedAt}};
 }
@@ -156,6 +157,13 @@ auto fieldsOf(Tag<RollbackRecord>) {
                     Field{"verifiedAt", &R::verifiedAt}};
 }
 
+auto fieldsOf(Tag<PolicyStatus>) {
+  using P = PolicyStatus;
+  return std::tuple{Field{"sources", &P::sources},
+                    Field{"notes", &P::notes, kOmitEmpty},
+                    Field{"schedule", &P::schedule}};
+}
+
 auto fieldsOf(Tag<PatchStatus>) {
   using S = PatchStatus;
   return std::tuple{Field{"phase", &S::phase},
@@ -180,7 +188,8 @@ auto fieldsOf(Tag<PatchStatus>) {
                     Field{"revision", &S::revision},
                     Field{"intent", &S::intent},
                     Field{"promotion", &S::promotion},
-                    Field{"rollback", &S::rollback}};
+                    Field{"rollback", &S::rollback},
+                    Field{"policy", &S::policy}};
 }
 
 // Calls fn(field) for each field of S, in order, while it returns true.

@@ -87,6 +87,7 @@ struct EnvironmentStatus {
   std::optional<std::vector<std::string>> services;  // copied Services (may be none)
   std::optional<std::string> message;  // the copy's health
   std::optional<std::string> readyAt;
+  std::vector<std::string> omittedSecrets;  // referenced, not copied (secrets: omit); omitted when empty
   std::optional<bool> kept;  // kept for debugging after a failure
   std::optional<std::string> deletedAt;
   bool operator==(const EnvironmentStatus&) const = default;
@@ -168,6 +169,14 @@ struct RollbackRecord {
   bool operator==(const RollbackRecord&) const = default;
 };
 
+// The PatchPolicies that applied and what they changed (json: policy).
+struct PolicyStatus {
+  std::vector<std::string> sources;  // "<namespace>/<name>" of each PatchPolicy; written even when empty
+  std::vector<std::string> notes;  // what the policies raised ("approval required by ..."); omitted when empty
+  std::optional<std::string> schedule;  // why promotion waits (a window, a freeze), or an emergency's bypass
+  bool operator==(const PolicyStatus&) const = default;
+};
+
 struct PatchStatus {
   std::optional<std::string> phase;  // for people; the conditions are the truth
   std::optional<std::string> message;
@@ -192,6 +201,7 @@ struct PatchStatus {
   std::optional<Intent> intent;
   std::optional<Promotion> promotion;
   std::optional<RollbackRecord> rollback;
+  std::optional<PolicyStatus> policy;
   bool operator==(const PatchStatus&) const = default;
 };
 

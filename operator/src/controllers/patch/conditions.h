@@ -15,6 +15,7 @@ inline constexpr char kApproved[] = "Approved";
 inline constexpr char kPromoted[] = "Promoted";
 inline constexpr char kVerified[] = "Verified";
 inline constexpr char kRolledBack[] = "RolledBack";
+inline constexpr char kScheduled[] = "Scheduled";  // inside a change window, no freeze (PatchPolicy)
 }  // namespace condition
 
 // Reasons: used for conditions and, where they mark a step, as event reasons.
@@ -44,6 +45,12 @@ inline constexpr char kApproved[] = "Approved";
 inline constexpr char kApprovalRefused[] = "ApprovalRefused";  // e.g. the author approving
 inline constexpr char kRejected[] = "Rejected";
 inline constexpr char kNotRequired[] = "NotRequired";
+inline constexpr char kPolicyInvalid[] = "PolicyInvalid";     // a PatchPolicy that applies cannot be read
+inline constexpr char kForbidden[] = "Forbidden";             // the author may not make this change themself
+inline constexpr char kOutsideWindow[] = "OutsideChangeWindow";
+inline constexpr char kFrozen[] = "Frozen";
+inline constexpr char kEmergencyBypass[] = "EmergencyBypass";  // an emergency passes a window or freeze
+inline constexpr char kInWindow[] = "InChangeWindow";
 inline constexpr char kDriftDetected[] = "DriftDetected";
 inline constexpr char kDriftLimit[] = "DriftLimitReached";
 inline constexpr char kRevisionRecorded[] = "RevisionRecorded";

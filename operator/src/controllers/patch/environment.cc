@@ -1,5 +1,6 @@
 // Provisioning: the ephemeral copy of production in a namespace of its own.
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/failpoint.h"
 #include "controllers/patch/conditions.h"
 #include "controllers/patch/pass.h"
@@ -65,7 +66,49 @@ Json copyObject(const Json& src, const std::string& envNs, const Json& owned) {
   return out;
 }
 
+// The smaller of two quantities ("" when neither is set).
+std::string smaller(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  auto c = v1::compareQuantity(a, b);
+  return c && *c > 0 ? b : a;
+}
+
 }  // namespace
+
+Json environmentQuota(const v1::PolicyEnvironment& limits, const Json& labels) {
+  Json hard = {{"pods", std::to_string(limits.pods > 0 ? limits.pods : 50)}, {"services", "20"},
+               {"configmaps", "50"}, {"secrets", "50"}, {"count/jobs.batch", "50"},
+               {"services.loadbalancers", "0"}, {"services.nodeports", "0"}};
+  if (!limits.cpu.empty()) hard["requests.cpu"] = hard["limits.cpu"] = limits.cpu;
+  if (!limits.memory.empty()) hard["requests.memory"] = hard["limits.memory"] = limits.memory;
+  if (!limits.storage.empty())  // ephemeral storage, and the claims of converted volumeClaimTemplates
+    hard["requests.ephemeral-storage"] = hard["limits.ephemeral-storage"] = hard["requests.storage"] =
+        limits.storage;
+  return {{"apiVersion", "v1"}, {"kind", "ResourceQuota"},
+          {"metadata", {{"name", "patchgate-environment"}, {"labels", labels}}},
+          {"spec", {{"hard", hard}}}};
+}
+
+Json environmentLimitRange(const v1::PolicyEnvironment& limits, const Json& labels) {
+  // With a quota on a resource, the API server refuses pods that do not
+  // declare it: containers that declare nothing get these, capped by the quota.
+  Json def = Json::object(), req = Json::object(), max = Json::object();
+  auto add = [&](const char* res, const std::string& quota, const char* limit, const char* request) {
+    if (quota.empty()) return;
+    def[res] = smaller(limit, quota);
+    req[res] = smaller(request, quota);
+    max[res] = quota;
+  };
+  add("cpu", limits.cpu, "500m", "50m");
+  add("memory", limits.memory, "512Mi", "64Mi");
+  add("ephemeral-storage", limits.storage, "1Gi", "64Mi");
+  if (def.empty()) return nullptr;
+  return {{"apiVersion", "v1"}, {"kind", "LimitRange"},
+          {"metadata", {{"name", "patchgate-environment"}, {"labels", labels}}},
+          {"spec", {{"limits", Json::array({{{"type", "Container"}, {"default", def},
+                                              {"defaultRequest", req}, {"max", max}}})}}}};
+}
 
 PatchReconciler::Step PatchReconciler::provision(Pass& p) {
   if (v1::isConditionTrue(p.status.conditions, condition::kEnvironmentReady)) return std::nullopt;
@@ -110,12 +153,12 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
   // 2. Guard rails: a quota and a NetworkPolicy that admits traffic only from
   // inside the environment and lets it reach only itself and DNS (test pods
   // may also reach the operator's API: provisionTestApi).
-  Json quota = {{"apiVersion", "v1"}, {"kind", "ResourceQuota"},
-                {"metadata", {{"name", "patchgate-environment"}, {"labels", owned}}},
-                {"spec", {{"hard", {{"pods", "50"}, {"services", "20"}, {"configmaps", "50"},
-                                    {"secrets", "50"}, {"count/jobs.batch", "50"},
-                                    {"services.loadbalancers", "0"}, {"services.nodeports", "0"}}}}}};
+  // CPU, memory and storage as the PatchPolicies allow (with a LimitRange
+  // giving containers that declare none a share within them).
+  Json quota = environmentQuota(p.policy.environment, owned);
   if (auto s = ensureCreated(client_, kube::resources::kResourceQuota, envNs, quota); !s.ok()) return s;
+  if (Json limits = environmentLimitRange(p.policy.environment, owned); !limits.is_null())
+    if (auto s = ensureCreated(client_, kube::resources::kLimitRange, envNs, limits); !s.ok()) return s;
   Json netpol = {
       {"apiVersion", "networking.k8s.io/v1"}, {"kind", "NetworkPolicy"},
       {"metadata", {{"name", "patchgate-isolation"}, {"labels", owned}}},
@@ -196,6 +239,8 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     if (p.spec.secrets == "copy") {
       for (const auto& sec : refs.secrets)
         if (auto s = copyConfig(kube::resources::kSecret, "Secret", sec); !s.ok()) return s;
+    } else {
+      env.omittedSecrets = refs.secrets;
     }
     if (!refs.serviceAccount.empty() && refs.serviceAccount != "default") {
       auto sa = client_.get(kube::resources::kServiceAccount, p.ns, refs.serviceAccount);
@@ -284,6 +329,12 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
 
   // 4. Wait until the copy is Ready.
   Health h = workloadHealth(*envCopy);
+  if (!h.healthy && !env.omittedSecrets.empty())
+    h.message = absl::StrCat("not ready: Secret ", absl::StrJoin(env.omittedSecrets, ", Secret "),
+                             " was not copied (spec.environment.secrets is omit",
+                             p.policy.allowSecretCopy ? "; set it to copy to give the copy production's Secrets"
+                                                      : absl::StrCat(", as policy ", p.policy.source, " demands"),
+                             "); ", h.message);
   env.message = h.message;
   if (h.healthy) {
     env.readyAt = timeString(p.now);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "api/v1alpha1/patch.h"
+#include "api/v1alpha1/patch_policy.h"
 #include "api/v1alpha1/patch_status.h"
 #include "common/json.h"
 #include "controllers/patch/reconciler.h"
@@ -26,6 +27,7 @@ struct PatchReconciler::Pass {
   // that records it is written, dropped if that write fails (the next pass
   // decides again), so each transition is counted once.
   std::vector<std::function<void()>> afterWrite;
+  api::v1alpha1::PolicySpec policy;  // merged PatchPolicies (applyPolicies)
   std::string secretSalt;  // read once per pass when a Secret digest is needed (promotion.cc)
 
   std::string phase() const { return status.phase.value_or(""); }
@@ -49,6 +51,10 @@ inline double secondsSince(const std::string& rfc3339, Clock::TimePoint now) {
 std::string specHash(const Json& workload);  // spec without replicas (reconciler.cc)
 std::string environmentNamespaceName(const std::string& patchName, const std::string& uid,
                                      int64_t retests);
+// A test environment's ResourceQuota and LimitRange (null: none needed)
+// within a PatchPolicy's limits (environment.cc).
+Json environmentQuota(const api::v1alpha1::PolicyEnvironment& limits, const Json& labels);
+Json environmentLimitRange(const api::v1alpha1::PolicyEnvironment& limits, const Json& labels);
 // Labels put on everything patchgate creates for a Patch.
 Json ownedLabels(const PatchReconciler::Pass& p);
 

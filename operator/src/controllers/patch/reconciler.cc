@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 
 #include "absl/strings/str_cat.h"
 #include "controllers/patch/conditions.h"
@@ -252,6 +253,13 @@ absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
     return Action::await();
   }
   p.targetType = *rt;
+  // Policies raise what the spec asks (approvals, limits, lifetimes); they
+  // are read on every pass, so a freeze declared now holds a waiting Patch.
+  if (!v1::phase::isTerminal(p.phase()) || (p.status.environment && !p.status.environment->deletedAt)) {
+    Step r = applyPolicies(p);
+    if (!r.ok()) return r.status();
+    if (r->has_value()) return **r;
+  }
 
   if (v1::phase::isTerminal(p.phase())) {
     auto r = finished(p);
@@ -376,6 +384,7 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
       return Action::await();
     }
   }
+  if (Step r = checkAuthorRights(p, *result); !r.ok() || r->has_value()) return r;
   std::string diff = describeDiff(target->value("spec", Json::object()), result->value("spec", Json::object()));
   // Config changes must apply too.
   Json configDiffs = Json::array();
@@ -444,7 +453,8 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
 namespace {
 bool inFlight(const std::string& phase) {
   return phase == v1::phase::kProvisioning || phase == v1::phase::kTesting ||
-         phase == v1::phase::kAwaitingApproval || phase == v1::phase::kPromoting ||
+         phase == v1::phase::kAwaitingApproval || phase == v1::phase::kAwaitingWindow ||
+         phase == v1::phase::kPromoting ||
          phase == v1::phase::kVerifying || phase == v1::phase::kRollingBack;
 }
 }  // namespace
@@ -498,92 +508,119 @@ PatchReconciler::Step PatchReconciler::queue(Pass& p) {
 
 // ---- approve ----------------------------------------------------------------
 
-namespace {
-// Why `who` cannot approve a Patch by `author` ("" when they can): an
-// approval is a second person's judgement, so not the author's, and not a
-// ServiceAccount's (anyone who can create a pod or mint a token in some
-// namespace could otherwise add "approvers" at will).
-std::string approverRefusal(const std::string& who, const std::string& author) {
-  if (!author.empty() && who == author) return "the author cannot approve their own patch";
-  if (who.starts_with("system:serviceaccount:"))
-    return "a ServiceAccount is not a person: its approval does not count";
-  if (who.starts_with("system:")) return "a system identity is not a person: its approval does not count";
-  return "";
-}
-}  // namespace
-
 PatchReconciler::Step PatchReconciler::approve(Pass& p) {
   // Decided once: after the promotion intent, approvals cannot undo a write
   // that may have landed (a rejection then is a cancel, which rolls back).
   if (p.status.intent || p.status.promotion) return std::nullopt;
-  if (!p.spec.approvalRequired) {
-    setCondition(p, condition::kApproved, true, reason::kNotRequired, "this patch needs no approval");
-    return std::nullopt;
+  // When may it land? Windows and freezes (PatchPolicy); an emergency may
+  // pass what its policy lets it pass, with the approvals that asks for.
+  auto verdict = v1::evaluateSchedule(p.policy, p.spec.priority == "emergency", absl::FromChrono(p.now));
+  if (p.status.policy) {
+    if (!verdict.open || verdict.bypassed)
+      p.status.policy->schedule = verdict.why;
+    else
+      p.status.policy->schedule.reset();
   }
-  std::string author = jsonString(p.patch, "/spec/author");
-  kube::ListOptions lo;
-  lo.fieldSelector = "";  // PatchApprovals are few per namespace; filter here
-  auto list = client_.list(kube::resources::kPatchApproval, p.ns, lo);
-  if (!list.ok()) return list.status();
-  std::vector<v1::ApprovalRecord> approvals;
+  int64_t needed = p.spec.approvalRequired ? p.spec.approvers : 0;
+  if (verdict.bypassed) needed = std::max(needed, p.policy.emergency.approvers);
   std::set<std::string> approvers;
-  for (const auto& a : (*list)["items"]) {
-    if (jsonString(a, "/spec/patch") != p.name) continue;
-    std::string who = jsonString(a, "/spec/approver");
-    std::string decision = jsonString(a, "/spec/decision");
-    if (decision.empty()) decision = "approve";
-    std::string comment = jsonString(a, "/spec/comment");
-    std::string at = jsonString(a, "/metadata/creationTimestamp");
-    v1::ApprovalRecord record{jsonString(a, "/metadata/name"), who, at, comment, decision};
-    // Approvals are for one Patch generation and one tested base.
-    std::string retestedAt = p.status.retestedAt.value_or("");
-    if (jsonInt(a, "/spec/patchGeneration", p.generation) != p.generation ||
-        jsonString(a, "/spec/patchUID") != p.uid) {
-      record.valid = false;
-      record.why = "given for an earlier version of this patch";
-    } else if (!retestedAt.empty() && at < retestedAt) {
-      // RFC 3339 UTC strings of one format order like the times they name.
-      record.valid = false;
-      record.why = "given before production changed under the patch and it was re-tested";
-    } else if (std::string why = approverRefusal(who, author); !why.empty()) {
-      record.valid = false;
-      record.why = why;
-      auto& refused = p.status.refusedApprovals;
-      if (std::find(refused.begin(), refused.end(), record.name) == refused.end()) {
-        refused.push_back(record.name);
-        // Told once the status that records the refusal is written.
-        p.afterWrite.push_back([this, &p, who, why] {
-          recorder_.event(p.patch, runtime::EventType::kWarning, reason::kApprovalRefused, "Approve",
-                          absl::StrCat(who, " cannot approve: ", why));
-        });
+  if (needed == 0) {
+    setCondition(p, condition::kApproved, true, reason::kNotRequired, "this patch needs no approval");
+  } else {
+    kube::ListOptions lo;
+    lo.fieldSelector = "";  // PatchApprovals are few per namespace; filter here
+    auto list = client_.list(kube::resources::kPatchApproval, p.ns, lo);
+    if (!list.ok()) return list.status();
+    std::vector<v1::ApprovalRecord> approvals;
+    for (const auto& a : (*list)["items"]) {
+      if (jsonString(a, "/spec/patch") != p.name) continue;
+      std::string who = jsonString(a, "/spec/approver");
+      std::vector<std::string> groups;
+      for (const auto& g : jsonAt(a, "/spec/approverGroups"))
+        if (g.is_string()) groups.push_back(g.get<std::string>());
+      std::string decision = jsonString(a, "/spec/decision");
+      if (decision.empty()) decision = "approve";
+      std::string comment = jsonString(a, "/spec/comment");
+      std::string at = jsonString(a, "/metadata/creationTimestamp");
+      v1::ApprovalRecord record{jsonString(a, "/metadata/name"), who, at, comment, decision};
+      // Approvals are for one Patch generation and one tested base.
+      std::string retestedAt = p.status.retestedAt.value_or("");
+      if (jsonInt(a, "/spec/patchGeneration", p.generation) != p.generation ||
+          jsonString(a, "/spec/patchUID") != p.uid) {
+        record.valid = false;
+        record.why = "given for an earlier version of this patch";
+      } else if (!retestedAt.empty() && at < retestedAt) {
+        // RFC 3339 UTC strings of one format order like the times they name.
+        record.valid = false;
+        record.why = "given before production changed under the patch and it was re-tested";
+      } else if (std::string why = approverRefusal(p, who, groups); !why.empty()) {
+        record.valid = false;
+        record.why = why;
+        auto& refused = p.status.refusedApprovals;
+        if (std::find(refused.begin(), refused.end(), record.name) == refused.end()) {
+          refused.push_back(record.name);
+          // Told once the status that records the refusal is written.
+          p.afterWrite.push_back([this, &p, who, why] {
+            recorder_.event(p.patch, runtime::EventType::kWarning, reason::kApprovalRefused, "Approve",
+                            absl::StrCat(who, " cannot approve: ", why));
+          });
+        }
+      } else if (decision == "reject") {
+        approvals.push_back(record);
+        p.status.approvals = approvals;
+        setCondition(p, condition::kApproved, false, reason::kRejected, absl::StrCat("rejected by ", who, ": ", comment));
+        fail(p, reason::kRejected, absl::StrCat("rejected by ", who, comment.empty() ? "" : ": " + comment));
+        return Action::await();
+      } else {
+        record.valid = true;
+        approvers.insert(who);
       }
-    } else if (decision == "reject") {
-      approvals.push_back(record);
-      p.status.approvals = approvals;
-      setCondition(p, condition::kApproved, false, reason::kRejected, absl::StrCat("rejected by ", who, ": ", comment));
-      fail(p, reason::kRejected, absl::StrCat("rejected by ", who, comment.empty() ? "" : ": " + comment));
-      return Action::await();
-    } else {
-      record.valid = true;
-      approvers.insert(who);
+      approvals.push_back(std::move(record));
     }
-    approvals.push_back(std::move(record));
-  }
-  p.status.approvals = std::move(approvals);
-  if (static_cast<int64_t>(approvers.size()) >= p.spec.approvers) {
+    p.status.approvals = std::move(approvals);
+    if (static_cast<int64_t>(approvers.size()) < needed) {
+      std::string msg = absl::StrCat("tests passed; waiting for ", needed - approvers.size(),
+                                     " more approval(s) from someone other than the author (",
+                                     p.spec.author.empty() ? "unknown" : p.spec.author, ")");
+      if (verdict.bypassed)
+        absl::StrAppend(&msg, "; ", verdict.why, " with ", p.policy.emergency.approvers, " approval(s)");
+      if (!verdict.open) absl::StrAppend(&msg, "; then ", verdict.why);
+      setCondition(p, condition::kApproved, false, reason::kAwaitingApproval, msg);
+      transition(p, v1::phase::kAwaitingApproval, reason::kAwaitingApproval, msg);
+      return Action::requeue(std::chrono::seconds(15));
+    }
     setCondition(p, condition::kApproved, true, reason::kApproved,
                  absl::StrCat("approved by ", absl::StrJoin(approvers, ", ")));
-    if (p.phase() == v1::phase::kAwaitingApproval)
-      transition(p, v1::phase::kPromoting, reason::kApproved,
-                 absl::StrCat("approved by ", absl::StrJoin(approvers, ", ")));
-    return std::nullopt;
   }
-  std::string msg = absl::StrCat("tests passed; waiting for ", p.spec.approvers - approvers.size(),
-                                 " more approval(s) from someone other than the author (",
-                                 author.empty() ? "unknown" : author, ")");
-  setCondition(p, condition::kApproved, false, reason::kAwaitingApproval, msg);
-  transition(p, v1::phase::kAwaitingApproval, reason::kAwaitingApproval, msg);
-  return Action::requeue(std::chrono::seconds(15));
+  if (!verdict.open) {
+    bool frozen = verdict.why.starts_with("freeze");
+    std::string msg = absl::StrCat("tested", approvers.empty() ? "" : " and approved", "; promotion waits: ",
+                                   verdict.why);
+    setCondition(p, condition::kScheduled, false, frozen ? reason::kFrozen : reason::kOutsideWindow, msg);
+    transition(p, v1::phase::kAwaitingWindow, frozen ? reason::kFrozen : reason::kOutsideWindow, msg);
+    // Looked at again when it may open, and at least every minute (policies change).
+    auto wait = std::chrono::seconds(60);
+    if (verdict.next) {
+      auto until = absl::ToChronoTime(*verdict.next) - p.now;
+      if (until < wait) wait = std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(until));
+    }
+    return Action::requeue(wait);
+  }
+  if (verdict.bypassed) {
+    const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kScheduled);
+    if (!was || was->reason != reason::kEmergencyBypass)  // told once
+      p.afterWrite.push_back([this, &p, why = verdict.why] {
+        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kEmergencyBypass, "Promote", why);
+      });
+  }
+  if (!p.policy.changeWindows.empty() || !p.policy.freezes.empty())
+    setCondition(p, condition::kScheduled, true, verdict.bypassed ? reason::kEmergencyBypass : reason::kInWindow,
+                 verdict.bypassed ? verdict.why : "inside a change window; no freeze");
+  if (p.phase() == v1::phase::kAwaitingApproval || p.phase() == v1::phase::kAwaitingWindow)
+    transition(p, v1::phase::kPromoting,
+               approvers.empty() ? reason::kInWindow : reason::kApproved,
+               approvers.empty() ? "promotion may start" : absl::StrCat("approved by ", absl::StrJoin(approvers, ", ")));
+  return std::nullopt;
 }
 
 // ---- finished / cleanup -----------------------------------------------------

@@ -61,6 +61,9 @@ struct PatchReconcilerOptions {
     std::string caPem;  // what test pods trust (the API's CA or self-signed certificate)
     bool enabled() const { return !serviceName.empty() || !address.empty(); }
   } testApi;
+  // PatchPolicies here apply to every namespace, besides each namespace's
+  // own ("" : only each namespace's own).
+  std::string clusterPolicyNamespace;
   // Fencing: asked right before every write to production; false (this
   // replica cannot be sure it still holds the lease) turns the write into a
   // retried error. Unset: always true (no leader election).
@@ -112,6 +115,14 @@ class PatchReconciler final : public runtime::Reconciler {
 
   // Steps: each returns nullopt when done (go on), or the Action to stop with.
   using Step = absl::StatusOr<std::optional<runtime::Action>>;
+  // policy.cc: the PatchPolicies that apply, raised into p.spec (p.policy).
+  Step applyPolicies(Pass& p);
+  // The author's own rights over what the Patch changes and copies
+  // (SubjectAccessReview); nullopt when they have them.
+  Step checkAuthorRights(Pass& p, const Json& patchedTarget);
+  // Whether an approval by `who` (in `groups`) counts ("" when it does).
+  std::string approverRefusal(const Pass& p, const std::string& who,
+                              const std::vector<std::string>& groups) const;
   Step validate(Pass& p);
   Step queue(Pass& p);
   Step provision(Pass& p);

@@ -1,0 +1,136 @@
+// What PatchPolicies demand of a Patch, and what its author may do themself.
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "controllers/patch/conditions.h"
+#include "controllers/patch/pass.h"
+#include "controllers/patch/workload.h"
+#include "kube/errors.h"
+
+namespace patchgate::controllers::patch {
+
+namespace v1 = api::v1alpha1;
+using runtime::Action;
+
+PatchReconciler::Step PatchReconciler::applyPolicies(Pass& p) {
+  std::vector<std::string> namespaces = {p.ns};
+  if (!options_.clusterPolicyNamespace.empty() && options_.clusterPolicyNamespace != p.ns)
+    namespaces.push_back(options_.clusterPolicyNamespace);
+  std::vector<v1::PolicySpec> policies;
+  for (const auto& ns : namespaces) {
+    auto list = client_.list(kube::resources::kPatchPolicy, ns, {});
+    if (!list.ok()) {
+      // Fail closed: a Patch never moves on without the policies that apply.
+      // (NotFound: the CRD is not installed, so no policy can exist.)
+      if (kube::isNotFound(list.status())) continue;
+      return list.status();
+    }
+    for (const auto& item : (*list)["items"]) {
+      auto parsed = v1::parsePolicy(item);
+      if (!parsed.ok()) {
+        std::string msg = absl::StrCat("PatchPolicy ", ns, "/", jsonString(item, "/metadata/name"),
+                                       " cannot be applied: ", parsed.status().message(),
+                                       "; this patch waits until it is fixed");
+        setCondition(p, condition::kValidated, false, reason::kPolicyInvalid, msg);
+        p.status.message = msg;
+        return Action::requeue(std::chrono::seconds(30));
+      }
+      policies.push_back(std::move(*parsed));
+    }
+  }
+  v1::PolicyStatus ps;
+  if (!policies.empty()) {
+    p.policy = v1::mergePolicies(policies);
+    ps.notes = v1::applyPolicy(p.policy, p.spec);
+    for (const auto& pol : policies) ps.sources.push_back(pol.source);
+  } else {
+    p.policy = v1::PolicySpec{};
+  }
+  if (p.status.policy) ps.schedule = p.status.policy->schedule;
+  if (!policies.empty() || p.status.policy) p.status.policy = std::move(ps);
+  if (p.spec.approvalRequired && p.spec.author.empty() && !v1::phase::isTerminal(p.phase())) {
+    std::string msg = absl::StrCat("policy ", p.policy.source,
+                                   " requires approval, so the patch must name its author (spec.author; ",
+                                   "`patchctl create` fills it in), who then cannot approve it");
+    setCondition(p, condition::kValidated, false, reason::kInvalidSpec, msg);
+    fail(p, reason::kInvalidSpec, msg);
+    return Action::await();
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+struct Right {
+  std::string verb, group, resource, name, what;
+};
+
+}  // namespace
+
+PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& patchedTarget) {
+  if (p.spec.author.empty()) return std::nullopt;  // no one to check (README: "Security model")
+  std::vector<Right> rights;
+  rights.push_back({"patch", p.targetType.group, p.targetType.resource, p.spec.target.name,
+                    absl::StrCat("patch ", p.spec.target.key())});
+  for (const auto& cc : p.spec.change.config) {
+    const auto& rt = configType(cc.kind);
+    rights.push_back({"patch", "", rt.resource, cc.name, absl::StrCat("patch ", cc.kind, "/", cc.name)});
+  }
+  if (p.spec.secrets == "copy") {
+    std::set<std::string> secrets;
+    const Json& tmpl = jsonAt(patchedTarget, "/spec/template");
+    if (tmpl.is_object())
+      for (const auto& s : podReferences(tmpl).secrets) secrets.insert(s);
+    for (const auto& inc : p.spec.include)
+      if (inc.kind == "Secret") secrets.insert(inc.name);
+    for (const auto& s : secrets)
+      rights.push_back({"get", "", "secrets", s,
+                        absl::StrCat("read Secret/", s, ", which the test environment would get a copy of")});
+  }
+  for (const auto& r : rights) {
+    Json review = {{"apiVersion", "authorization.k8s.io/v1"},
+                   {"kind", "SubjectAccessReview"},
+                   {"spec",
+                    {{"user", p.spec.author},
+                     {"groups", p.spec.authorGroups},
+                     {"resourceAttributes",
+                      {{"namespace", p.ns}, {"verb", r.verb}, {"group", r.group},
+                       {"resource", r.resource}, {"name", r.name}}}}}};
+    auto answer = client_.create(kube::resources::kSubjectAccessReview, "", review);
+    if (!answer.ok()) return answer.status();
+    if (jsonAt(*answer, "/status/allowed") == Json(true)) continue;
+    std::string why = jsonString(*answer, "/status/reason");
+    std::string groups = p.spec.authorGroups.empty()
+                             ? "with no groups: spec.authorGroups is empty, and `patchctl create` fills it in"
+                             : absl::StrCat("in groups ", absl::StrJoin(p.spec.authorGroups, ", "));
+    std::string msg = absl::StrCat("the author ", p.spec.author, " (", groups, ") may not ", r.what, " in ", p.ns,
+                                   " themself (", r.verb, " ", r.resource,
+                                   r.group.empty() ? "" : absl::StrCat(".", r.group), ")",
+                                   why.empty() ? "" : absl::StrCat(": ", why),
+                                   "; patchgate does not make changes its author could not make");
+    setCondition(p, condition::kValidated, false, reason::kForbidden, msg);
+    fail(p, reason::kForbidden, msg);
+    return Action::await();
+  }
+  return std::nullopt;
+}
+
+std::string PatchReconciler::approverRefusal(const Pass& p, const std::string& who,
+                                             const std::vector<std::string>& groups) const {
+  // An approval is a second person's judgement: not the author's, and not a
+  // ServiceAccount's (anyone who can create a pod or mint a token in some
+  // namespace could otherwise add "approvers" at will) unless policy allows.
+  if (!p.spec.author.empty() && who == p.spec.author) return "the author cannot approve their own patch";
+  if (who.starts_with("system:serviceaccount:")) {
+    if (!p.policy.approval.allowServiceAccounts)
+      return "a ServiceAccount is not a person: its approval does not count";
+  } else if (who.starts_with("system:")) {
+    return "a system identity is not a person: its approval does not count";
+  }
+  std::string why;
+  if (!v1::mayApprove(p.policy, who, groups, &why)) return why;
+  return "";
+}
+
+}  // namespace patchgate::controllers::patch
