@@ -47,6 +47,8 @@ adopt_crds() { # release namespace
   for obj in crd/patches.patchgate.dev crd/patchapprovals.patchgate.dev crd/patchpolicies.patchgate.dev \
              validatingadmissionpolicy/patchgate-approval-identity \
              validatingadmissionpolicybinding/patchgate-approval-identity \
+             validatingadmissionpolicy/patchgate-approval-not-author \
+             validatingadmissionpolicybinding/patchgate-approval-not-author \
              validatingadmissionpolicy/patchgate-patch-author \
              validatingadmissionpolicybinding/patchgate-patch-author; do
     k get "$obj" >/dev/null 2>&1 || continue

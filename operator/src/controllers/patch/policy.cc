@@ -63,7 +63,7 @@ PatchReconciler::Step PatchReconciler::applyPolicies(Pass& p) {
 namespace {
 
 struct Right {
-  std::string verb, group, resource, name, what;
+  std::string verb, group, resource, name, what, why;
 };
 
 }  // namespace
@@ -85,8 +85,8 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
     for (const auto& inc : p.spec.include)
       if (inc.kind == "Secret") secrets.insert(inc.name);
     for (const auto& s : secrets)
-      rights.push_back({"get", "", "secrets", s,
-                        absl::StrCat("read Secret/", s, ", which the test environment would get a copy of")});
+      rights.push_back({"get", "", "secrets", s, absl::StrCat("read Secret/", s),
+                        "; the test environment would get a copy of it (environment.secrets: copy)"});
   }
   for (const auto& r : rights) {
     Json review = {{"apiVersion", "authorization.k8s.io/v1"},
@@ -107,7 +107,7 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
     std::string msg = absl::StrCat("the author ", p.spec.author, " (", groups, ") may not ", r.what, " in ", p.ns,
                                    " themself (", r.verb, " ", r.resource,
                                    r.group.empty() ? "" : absl::StrCat(".", r.group), ")",
-                                   why.empty() ? "" : absl::StrCat(": ", why),
+                                   why.empty() ? "" : absl::StrCat(": ", why), r.why,
                                    "; patchgate does not make changes its author could not make");
     setCondition(p, condition::kValidated, false, reason::kForbidden, msg);
     fail(p, reason::kForbidden, msg);
