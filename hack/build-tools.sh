@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Builds the pinned upstream components (etcd, Kubernetes, kwok, helm, grpcurl) from the Go
+# Builds the pinned upstream components (etcd, Kubernetes, kwok, helm, grpcurl, kube-router) from the Go
 # module proxy through the tools modules in hack/tools, into a cache outside the
 # repository keyed by version. A binary whose --version already matches is kept,
 # so a warm cache costs seconds. Usage: hack/build-tools.sh [component...]
 # Components: etcd kube-apiserver kube-controller-manager kube-scheduler kubectl
-#             kubelet kube-proxy kwok kwokctl helm grpcurl   (default: all)
+#             kubelet kube-proxy kwok kwokctl helm grpcurl kube-router   (default: all)
 set -euo pipefail
 HACK=$(cd "$(dirname "$0")" && pwd)
 source "$HACK/versions.sh"
@@ -16,7 +16,7 @@ exec 8>"$BIN_DIR/.build-lock"
 flock 8
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
-ALL=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl kubelet kube-proxy helm grpcurl)
+ALL=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl kubelet kube-proxy helm grpcurl kube-router)
 want=("$@"); ((${#want[@]})) || want=("${ALL[@]}")
 
 k8s_ldflags() {
@@ -41,6 +41,7 @@ spec() {
     kwok|kwokctl) echo "kwok sigs.k8s.io/kwok/cmd/$1 $KWOK_VERSION" ;;
     helm) echo "helm helm.sh/helm/v3/cmd/helm $HELM_VERSION" ;;
     grpcurl) echo "grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl $GRPCURL_VERSION" ;;
+    kube-router) echo "kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router $KUBE_ROUTER_VERSION" ;;
     *) echo "unknown component $1" >&2; return 1 ;;
   esac
 }
@@ -71,6 +72,9 @@ for name in "${want[@]}"; do
     helm) ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
     kwok) ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" ;;
     grpcurl) ldflags="-s -w -X main.version=$GRPCURL_VERSION" ;;
+    kube-router)
+      ldflags="-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
+      ldflags+=" -X github.com/cloudnativelabs/kube-router/v2/pkg/version.BuildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)" ;;
   esac
   echo "[build $i/${#want[@]}] $name $version: building (cold builds take minutes; go's own output follows)"
   start=$(date +%s)

@@ -13,7 +13,8 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
 # clang-14 + libclang-rt-14-dev: the libFuzzer targets (tests/fuzz, -DPATCHGATE_FUZZ=ON).
 # clang-tidy-14: hack/tidy (ctest lint.ClangTidy). python3: the soak's statistics (also unit-tested).
 # python3-venv: the gRPC integration test's client (grpcio from PyPI, in a venv).
-CLUSTER_PKGS=(openssl iproute2 iptables conntrack socat ethtool kmod util-linux
+# ipset: kube-router, real mode's NetworkPolicy enforcer, keeps policy peers in ipsets.
+CLUSTER_PKGS=(openssl iproute2 iptables ipset conntrack socat ethtool kmod util-linux
   containerd runc containernetworking-plugins umoci busybox-static
   buildah mmdebstrap skopeo procps psmisc curl python3 python3-venv)
 

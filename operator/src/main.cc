@@ -58,6 +58,9 @@ ABSL_FLAG(std::string, grpc_test_api_address, "",
           "outside the cluster; an IP, so that the environments' NetworkPolicy can admit it)");
 ABSL_FLAG(std::string, grpc_test_api_server_name, "",
           "Name test pods verify the API's certificate against (default: SERVICE.NAMESPACE.svc, or the host)");
+ABSL_FLAG(std::string, grpc_token_audience, "patchgate",
+          "Audience callers' tokens must be issued for (kubectl create token SA --audience patchgate); "
+          "'' accepts API-server tokens (development only)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(int, workers, 2, "Concurrent reconciles of the Patch controller");
 ABSL_FLAG(std::string, cluster_policy_namespace, "",
@@ -92,6 +95,7 @@ absl::StatusOr<patchgate::grpcapi::ApiTls> configureApi(patchgate::kube::Client&
     testApi.serviceName = service;
     testApi.address = absl::GetFlag(FLAGS_grpc_test_api_address);
     testApi.serverName = absl::GetFlag(FLAGS_grpc_test_api_server_name);
+    testApi.tokenAudience = absl::GetFlag(FLAGS_grpc_token_audience);
     auto warnings = controllers::patch::checkTestApi(testApi);
     if (!warnings.ok()) return warnings.status();
     for (const auto& w : *warnings) log.warn(w);
@@ -238,7 +242,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpcapi::Authenticator> authenticator;
   std::unique_ptr<grpcapi::PatchgateApi> api;
   if (apiEnabled) {
-    authenticator = std::make_unique<grpcapi::Authenticator>(client, clock);
+    authenticator = std::make_unique<grpcapi::Authenticator>(client, clock, std::chrono::seconds(60),
+                                                             absl::GetFlag(FLAGS_grpc_token_audience));
     api = std::make_unique<grpcapi::PatchgateApi>(patchInformer->store(), client, *authenticator, clock);
     auto* apiPtr = api.get();
     patchInformer->addEventHandler(runtime::EventHandler{

@@ -69,12 +69,20 @@ absl::StatusOr<UserInfo> Authenticator::authenticate(std::string_view authorizat
   }
   Json review = {
       {"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenReview"}, {"spec", {{"token", *token}}}};
+  if (!audience_.empty()) review["spec"]["audiences"] = Json::array({audience_});
   auto r = client_.create(kube::resources::kTokenReview, "", review);
   if (!r.ok()) return unavailable(r.status(), "TokenReview failed");
   const Json& status = jsonAt(*r, "/status");
   if (!status.is_object() || !status.value("authenticated", false)) {
     std::string err = jsonString(*r, "/status/error");
     return absl::UnauthenticatedError(err.empty() ? "invalid bearer token" : "invalid bearer token: " + err);
+  }
+  if (!audience_.empty()) {  // the API server says which of ours the token is for
+    bool ours = false;
+    for (const auto& a : jsonAt(*r, "/status/audiences")) ours = ours || a == audience_;
+    if (!ours)
+      return absl::UnauthenticatedError(absl::StrCat("the token is not for audience \"", audience_,
+                                                     "\" (kubectl create token ... --audience ", audience_, ")"));
   }
   UserInfo user;
   user.username = jsonString(*r, "/status/user/username");
@@ -88,6 +96,12 @@ absl::StatusOr<UserInfo> Authenticator::authenticate(std::string_view authorizat
       return std::string();
     return extra[key][0].get<std::string>();
   };
+  if (extra.is_object())
+    for (auto& [k, v] : extra.items()) {
+      if (!v.is_array()) continue;
+      for (const auto& s : v)
+        if (s.is_string()) user.extra[k].push_back(s.get<std::string>());
+    }
   user.podName = first("authentication.kubernetes.io/pod-name");
   user.podUid = first("authentication.kubernetes.io/pod-uid");
   std::lock_guard lock(mu_);
@@ -109,6 +123,7 @@ absl::Status Authenticator::authorize(const UserInfo& user, const ResourceAttrib
       {"kind", "SubjectAccessReview"},
       {"spec",
        {{"user", user.username}, {"uid", user.uid}, {"groups", user.groups}, {"resourceAttributes", ra}}}};
+  if (!user.extra.empty()) review["spec"]["extra"] = user.extra;
   auto r = client_.create(kube::resources::kSubjectAccessReview, "", review);
   if (!r.ok()) return unavailable(r.status(), "SubjectAccessReview failed");
   if (jsonAt(*r, "/status/allowed") == Json(true)) return absl::OkStatus();

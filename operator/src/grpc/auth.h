@@ -26,7 +26,18 @@ struct UserInfo {
   // pod, from the review's extra authentication.kubernetes.io/pod-name, -uid.
   std::string podName;
   std::string podUid;
+  // All of the review's extra (scopes, pod binding, ...), passed on to
+  // SubjectAccessReviews so that authorizers that use it decide as for the
+  // user's own requests.
+  std::map<std::string, std::vector<std::string>> extra;
 };
+
+// The audience a token must be issued for: a token for the API server (a
+// pipeline's kubeconfig token, a pod's automounted one) is not accepted, so
+// whoever holds a patchgate token cannot use it against the API server, and
+// the other way round. `kubectl create token SA --audience patchgate`, or a
+// projected serviceAccountToken volume with `audience: patchgate`.
+inline constexpr char kTokenAudience[] = "patchgate";
 
 // "Bearer <token>" -> token; UNAUTHENTICATED when missing or malformed.
 absl::StatusOr<std::string> parseBearer(std::string_view authorization);
@@ -51,8 +62,11 @@ struct ResourceAttributes {
 // RBAC: create on tokenreviews and subjectaccessreviews (system:auth-delegator).
 class Authenticator {
  public:
-  Authenticator(kube::Client& client, Clock& clock, std::chrono::seconds ttl = std::chrono::seconds(60))
-      : client_(client), clock_(clock), ttl_(ttl) {}
+  // `audience`: the audience tokens must be issued for ("" accepts the API
+  // server's own audience: development only).
+  Authenticator(kube::Client& client, Clock& clock, std::chrono::seconds ttl = std::chrono::seconds(60),
+                std::string audience = kTokenAudience)
+      : client_(client), clock_(clock), ttl_(ttl), audience_(std::move(audience)) {}
 
   // UNAUTHENTICATED for a missing/invalid token, UNAVAILABLE when the API
   // server can't be asked.
@@ -68,6 +82,7 @@ class Authenticator {
   kube::Client& client_;
   Clock& clock_;
   std::chrono::seconds ttl_;
+  std::string audience_;
   std::mutex mu_;
   std::map<std::string, Entry> cache_;  // sha256(token) hex -> user
 };

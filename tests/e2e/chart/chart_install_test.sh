@@ -91,14 +91,22 @@ reporting_patch() {
       -e 's/ttlSecondsAfterFinished: 60/ttlSecondsAfterFinished: 5/' \
       "$REPO/deploy/examples/patch-reporting-tests.yaml"
 }
-# api_job NAME SERVICEACCOUNT|- METHOD JSON: a Job in $APP_NS that calls the
-# gRPC API with grpcurl (the test-runner image) through the API Service, as a
-# pipeline would: TLS verified with the CA a user copied from the operator's
-# Secret, the pod's service-account token as bearer token ("-": no token).
+# api_job NAME SERVICEACCOUNT|- METHOD JSON [patchgate|api-server]: a Job in
+# $APP_NS that calls the gRPC API with grpcurl (the test-runner image) through
+# the API Service, as a pipeline would: TLS verified with the CA a user copied
+# from the operator's Secret, and as bearer token the pod's projected token for
+# the audience patchgate (default), or its automounted API-server token
+# (api-server: refused), or none ("-").
 api_job() {
-  local token='-rpc-header "authorization: Bearer $(cat /var/run/secrets/kubernetes.io/serviceaccount/token)"'
-  local sa=$2 mount=true
-  [[ $sa == - ]] && { token=""; sa=default; mount=false; }
+  local token='-rpc-header "authorization: Bearer $(cat /token/token)"'
+  local sa=$2 mount=false
+  local mounts='[{name: ca, mountPath: /ca}, {name: token, mountPath: /token}]'
+  local volumes='[{name: ca, configMap: {name: patchgate-api-ca}}, {name: token, projected: {sources: [{serviceAccountToken: {audience: patchgate, expirationSeconds: 3600, path: token}}]}}]'
+  if [[ ${5:-patchgate} == api-server ]]; then
+    token='-rpc-header "authorization: Bearer $(cat /var/run/secrets/kubernetes.io/serviceaccount/token)"'
+    mount=true mounts='[{name: ca, mountPath: /ca}]' volumes='[{name: ca, configMap: {name: patchgate-api-ca}}]'
+  fi
+  [[ $sa == - ]] && { token=""; sa=default; mounts='[{name: ca, mountPath: /ca}]'; volumes='[{name: ca, configMap: {name: patchgate-api-ca}}]'; }
   k apply -f - >/dev/null <<EOF
 apiVersion: batch/v1
 kind: Job
@@ -121,8 +129,8 @@ spec:
           grpcurl -cacert /ca/ca.crt -authority $FULL-api.$NS.svc $token \
             -import-path /usr/share/patchgate/proto -proto patchgate/v1/patchgate.proto \
             -d '$4' $API_ADDRESS patchgate.v1.Patchgate/$3
-        volumeMounts: [{name: ca, mountPath: /ca}]
-      volumes: [{name: ca, configMap: {name: patchgate-api-ca}}]
+        volumeMounts: $mounts
+      volumes: $volumes
 EOF
 }
 job_result() { # name timeout -> Complete|Failed
@@ -220,6 +228,7 @@ k create rolebinding -n "$APP_NS" pipeline-watches --role=patch-watcher --servic
 api_job watch-fix-two pipeline WatchPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}"
 api_job no-token - GetPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}"
 api_job no-rights nobody GetPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}"
+api_job api-server-token pipeline GetPatch "{\"namespace\":\"$APP_NS\",\"name\":\"fix-two\"}" api-server
 wait_phase fix-two 300
 say "   AND a second Patch, fix-two, Succeeded in $(( $(date +%s) - t ))s under the new leader"
 [[ $(k get patch -n "$APP_NS" fix-two -o jsonpath='{.status.history}') == *Succeeded* ]] || fail "no Succeeded entry in fix-two's history"
@@ -234,7 +243,10 @@ out=$(k logs -n "$APP_NS" job/no-token 2>&1)
 [[ $(job_result no-rights 60) == Failed ]] || fail "a call without rights succeeded"
 out=$(k logs -n "$APP_NS" job/no-rights 2>&1)
 [[ $out == *"Code: PermissionDenied"* ]] || fail "no rights: expected PermissionDenied, got: $out"
-say "   AND without a token: Unauthenticated; a ServiceAccount without rights: PermissionDenied"
+[[ $(job_result api-server-token 60) == Failed ]] || fail "a call with an API-server token succeeded"
+out=$(k logs -n "$APP_NS" job/api-server-token 2>&1)
+[[ $out == *"Code: Unauthenticated"*audience* ]] || fail "API-server token: expected Unauthenticated (audience), got: $out"
+say "   AND without a token: Unauthenticated; with the pipeline's API-server token: Unauthenticated (not for audience patchgate); a ServiceAccount without rights: PermissionDenied"
 
 say "WHEN helm upgrade changes values (logLevel=debug, workers=3)"
 t=$(date +%s)

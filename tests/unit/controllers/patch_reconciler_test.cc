@@ -230,11 +230,16 @@ TEST_F(PatchReconcilerTest, WithTheApiServiceTestPodsCanReportResults) {
   Json job = client_.object(res::kJob, env, "pgt-smoke-1");
   ASSERT_FALSE(job.is_null());
   const Json& pod = job["spec"]["template"]["spec"];
-  EXPECT_EQ(pod["automountServiceAccountToken"], true);
+  // No API-server token: one for patchgate's audience only.
+  EXPECT_EQ(pod["automountServiceAccountToken"], false);
   EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "10.96.0.42:9443");
   EXPECT_EQ(jobEnv(job, "PATCHGATE_API_SERVER_NAME"), "patchgate-api.patchgate-system.svc");
   EXPECT_EQ(jobEnv(job, "PATCHGATE_API_CA_FILE"), "/var/run/patchgate/api/ca.crt");
-  EXPECT_EQ(pod["volumes"][0]["configMap"]["name"], "patchgate-api-ca") << pod.dump();
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_TOKEN_FILE"), "/var/run/patchgate/api/token");
+  const Json& sources = pod["volumes"][0]["projected"]["sources"];
+  EXPECT_EQ(sources[0]["configMap"]["name"], "patchgate-api-ca") << pod.dump();
+  EXPECT_EQ(sources[1]["serviceAccountToken"]["audience"], "patchgate") << pod.dump();
+  EXPECT_EQ(sources[1]["serviceAccountToken"]["path"], "token");
   EXPECT_EQ(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/var/run/patchgate/api");
   EXPECT_EQ(client_.object(res::kConfigMap, env, "patchgate-api-ca")["data"]["ca.crt"], options.testApi.caPem);
 
@@ -282,7 +287,8 @@ TEST_F(PatchReconcilerTest, WithAFixedApiAddressTestPodsGetItAndAToken) {
   driveToTestJob("fix");
   std::string env = envNamespace("fix");
   Json job = client_.object(res::kJob, env, "pgt-smoke-1");
-  EXPECT_EQ(job["spec"]["template"]["spec"]["automountServiceAccountToken"], true);
+  EXPECT_EQ(job["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
+  EXPECT_EQ(jobEnv(job, "PATCHGATE_TOKEN_FILE"), "/var/run/patchgate/api/token");
   EXPECT_EQ(jobEnv(job, "PATCHGATE_API_ADDRESS"), "[fd00::1]:9443");
   EXPECT_EQ(jobEnv(job, "PATCHGATE_API_SERVER_NAME"), "fd00::1");
   Json rule = client_.object(res::kNetworkPolicy, env, "patchgate-test-api")["spec"]["egress"][0];

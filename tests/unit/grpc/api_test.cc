@@ -32,6 +32,10 @@ class ReviewingClient final : public testing::ForwardingClient {
   std::map<std::string, std::string> users;  // token -> username
   std::set<std::string> allowed;             // "user verb resource ns"
   std::map<std::string, std::string> podOf;  // token -> the pod it is bound to
+  // token -> the audience it was issued for (default patchgate); the API
+  // server authenticates a token only for a requested audience it has.
+  std::map<std::string, std::string> audienceOf;
+  Json lastAccessReview;
   std::atomic<int> tokenReviews = 0;  // atomic: the stress test calls from many threads
   std::atomic<int> accessReviews = 0;
 
@@ -40,16 +44,26 @@ class ReviewingClient final : public testing::ForwardingClient {
     Json out = obj;
     if (rt.resource == "tokenreviews") {
       ++tokenReviews;
-      auto it = users.find(obj["spec"]["token"].get<std::string>());
-      out["status"] = {{"authenticated", it != users.end()}};
-      if (it != users.end()) out["status"]["user"] = {{"username", it->second}, {"groups", {"g"}}};
-      if (auto pod = podOf.find(obj["spec"]["token"].get<std::string>()); pod != podOf.end())
+      std::string token = obj["spec"]["token"].get<std::string>();
+      auto it = users.find(token);
+      std::string audience = audienceOf.count(token) ? audienceOf[token] : "patchgate";
+      Json wanted = obj["spec"].value("audiences", Json::array());
+      bool forUs = wanted.empty() || std::find(wanted.begin(), wanted.end(), audience) != wanted.end();
+      out["status"] = {{"authenticated", it != users.end() && forUs}};
+      if (it != users.end() && !forUs) out["status"]["error"] = "token audiences are invalid for the target audiences";
+      if (it != users.end() && forUs) {
+        out["status"]["user"] = {{"username", it->second}, {"groups", {"g"}},
+                                 {"extra", {{"scopes.example.com", {"read"}}}}};
+        out["status"]["audiences"] = wanted.empty() ? Json::array({"https://kubernetes.default.svc"}) : wanted;
+      }
+      if (auto pod = podOf.find(token); pod != podOf.end() && forUs)
         out["status"]["user"]["extra"] = {{"authentication.kubernetes.io/pod-name", {pod->second}},
                                           {"authentication.kubernetes.io/pod-uid", {"uid-" + pod->second}}};
       return out;
     }
     if (rt.resource == "subjectaccessreviews") {
       ++accessReviews;
+      lastAccessReview = obj;
       const Json& ra = obj["spec"]["resourceAttributes"];
       std::string key = obj["spec"]["user"].get<std::string>() + " " + ra["verb"].get<std::string>() + " " +
                         ra["resource"].get<std::string>() + " " + ra["namespace"].get<std::string>();
@@ -230,6 +244,27 @@ TEST_F(ApiTest, MissingPatchIsNotFoundOnlyAfterAuthorization) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(api_.getPatch("Bearer nobody-token", req("shop", "nope")).status().code(),
             absl::StatusCode::kPermissionDenied);
+}
+
+// A token for the API server (a pipeline's kubeconfig token, a pod's
+// automounted one) is not a patchgate token: refused, and the review asked
+// for patchgate's audience.
+TEST_F(ApiTest, ATokenForAnotherAudienceIsRefused) {
+  client_.users["api-server-token"] = "alice";
+  client_.audienceOf["api-server-token"] = "https://kubernetes.default.svc";
+  auto r = api_.getPatch("Bearer api-server-token", req());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("audience"));
+  EXPECT_EQ(client_.accessReviews.load(), 0);
+}
+
+// What the TokenReview says about the user (extra included) is what the
+// SubjectAccessReview asks about.
+TEST_F(ApiTest, AccessReviewsCarryTheUsersExtra) {
+  ASSERT_TRUE(api_.getPatch("Bearer alice-token", req()).ok());
+  EXPECT_EQ(client_.lastAccessReview["spec"]["extra"]["scopes.example.com"], Json({"read"}))
+      << client_.lastAccessReview.dump();
+  EXPECT_EQ(client_.lastAccessReview["spec"]["groups"], Json({"g"}));
 }
 
 TEST_F(ApiTest, TokenReviewsAreCachedForAMinute) {

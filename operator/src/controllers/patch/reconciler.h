@@ -59,6 +59,9 @@ struct PatchReconcilerOptions {
     std::string address;
     std::string serverName;
     std::string caPem;  // what test pods trust (the API's CA or self-signed certificate)
+    // The audience of the token test pods get (the API's --grpc-token-audience);
+    // "": the automounted API-server token (development only).
+    std::string tokenAudience = "patchgate";
     bool enabled() const { return !serviceName.empty() || !address.empty(); }
   } testApi;
   // PatchPolicies here apply to every namespace, besides each namespace's

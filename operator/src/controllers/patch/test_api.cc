@@ -168,7 +168,12 @@ absl::StatusOr<bool> PatchReconciler::addTestApi(Pass& p, Json& podSpec) {
   // Also off when this operator runs without the test API (restarted with
   // other flags since the environment was provisioned).
   bool on = !address.empty() && options_.testApi.enabled() && !options_.testApi.caPem.empty();
-  podSpec["automountServiceAccountToken"] = on;
+  // Never the environment's API-server token: a test has no business with
+  // the Kubernetes API. With the test API, a token for patchgate's audience
+  // only (projected below), which the API server will not take. (Without an
+  // audience, development only, the automounted token.)
+  const std::string& audience = options_.testApi.tokenAudience;
+  podSpec["automountServiceAccountToken"] = on && audience.empty();
   if (!on) return false;
   // The CA, kept current: it changes when the API's certificate is renewed.
   const std::string envNs = p.envNamespace();
@@ -198,7 +203,12 @@ absl::StatusOr<bool> PatchReconciler::addTestApi(Pass& p, Json& podSpec) {
   set("PATCHGATE_API_SERVER_NAME", api.serverName.value_or(""));
   set("PATCHGATE_API_CA_FILE", absl::StrCat(kApiCaDir, "/ca.crt"));
   container["volumeMounts"] = Json::array({{{"name", "patchgate-api"}, {"mountPath", kApiCaDir}, {"readOnly", true}}});
-  podSpec["volumes"] = Json::array({{{"name", "patchgate-api"}, {"configMap", {{"name", kApiCaConfigMap}}}}});
+  Json sources = Json::array({{{"configMap", {{"name", kApiCaConfigMap}}}}});
+  if (!audience.empty()) {
+    set("PATCHGATE_TOKEN_FILE", absl::StrCat(kApiCaDir, "/token"));
+    sources.push_back({{"serviceAccountToken", {{"audience", audience}, {"expirationSeconds", 3600}, {"path", "token"}}}});
+  }
+  podSpec["volumes"] = Json::array({{{"name", "patchgate-api"}, {"projected", {{"sources", sources}}}}});
   return true;
 }
 
