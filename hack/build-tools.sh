@@ -53,6 +53,7 @@ have_version() { # name version
     kubectl) out=$("$bin" version --client 2>/dev/null) ;;
     helm) out=$("$bin" version --short 2>/dev/null) ;;
     kwok|kwokctl|grpcurl) out=$(cat "$bin.version" 2>/dev/null) ;;
+    kube-router) out=$("$bin" --version 2>&1) ;;   # (it prints its version on stderr)
     *) out=$("$bin" --version 2>/dev/null) ;;
   esac
   [[ $out == *"${2#v}"* ]]

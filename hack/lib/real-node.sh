@@ -8,9 +8,14 @@
 #   kubelet with a node certificate (system:node:<node>) and a serving
 #     certificate, so `kubectl logs/exec` work with TLS checked both ways
 #   kube-proxy in iptables mode
+#   kube-router's network policy controller alone (--run-firewall; no router,
+#     no service proxy): enforces NetworkPolicies with iptables (filter table:
+#     KUBE-ROUTER-INPUT/FORWARD/OUTPUT, a KUBE-POD-FW-* chain per pod,
+#     KUBE-NWPLCY-* per policy) and ipsets (KUBE-SRC-*, KUBE-DST-*)
 #
 # Host-wide things this mode touches, all undone by `down`: iptables (the
-# KUBE-* chains of kube-proxy and kubelet, CNI's masquerade rules), the bridge,
+# KUBE-* chains of kube-proxy, kubelet and kube-router, CNI's masquerade
+# rules), kube-router's ipsets, the bridge,
 # two sysctls (ip_forward, bridge-nf-call-iptables: their old values are
 # restored), a cgroup subtree /patchgate-<name> per controller, the
 # /var/log/containers symlinks the kubelet makes, and the fixed folders of
@@ -61,7 +66,7 @@ other_real_cluster() {
 real_check_host() {
   [[ $(id -u) -eq 0 ]] || die "real mode needs root (containerd, iptables, mounts)"
   local c
-  for c in containerd runc ctr ip iptables ip6tables findmnt umoci; do
+  for c in containerd runc ctr ip iptables ip6tables ipset findmnt umoci; do
     command -v "$c" >/dev/null || die "$c missing; run hack/deps.sh"
   done
   for c in bridge host-local loopback portmap; do
@@ -79,9 +84,12 @@ sysctl_path() { echo "/proc/sys/${1//.//}"; }
 
 # Pods reach Services through the host: packets between pods on the same bridge
 # must pass iptables (bridge-nf-call-iptables) and be forwarded (ip_forward).
-# The old values go to cluster.env so `down` restores them. /proc/modules does
-# not exist on this kernel (modules are built in or absent): no modprobe; the
-# bridge sysctl is set only if it exists.
+# NetworkPolicies need the same: kube-router filters pod-to-pod traffic on the
+# bridge in iptables' FORWARD chain, which bridged packets only reach through
+# br_netfilter, so `up` refuses to go on without it (policies would be ignored
+# between pods of this node without a word). The old values go to cluster.env
+# so `down` restores them. br_netfilter is built into these VMs' kernels
+# (/proc/modules does not exist); elsewhere it is loaded if it can be.
 real_prepare_host() {
   local key path
   # Fixed host folders the components use whatever their config says: the
@@ -91,14 +99,16 @@ real_prepare_host() {
   local d made=""
   for d in $HOST_DIRS; do [[ -e $d ]] || made+="$d "; done
   echo "MADE_HOST_DIRS=\"$made\"" >> "$DIR/cluster.env"
+  if [[ ! -e $(sysctl_path net.bridge.bridge-nf-call-iptables) ]] && command -v modprobe >/dev/null; then
+    modprobe br_netfilter 2>/dev/null || true
+  fi
+  [[ -w $(sysctl_path net.bridge.bridge-nf-call-iptables) ]] ||
+    die "net.bridge.bridge-nf-call-iptables is missing (no br_netfilter): traffic between pods on the bridge would bypass iptables, so neither Services nor NetworkPolicies would work between them"
   for key in net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables; do
     path=$(sysctl_path "$key")
-    if [[ -w $path ]]; then
-      echo "SAVED_SYSCTL_${key//[.-]/_}=$(<"$path")" >> "$DIR/cluster.env"
-      echo 1 > "$path"
-    else
-      log "warning: $key not available on this kernel; Service traffic between pods on the bridge may not be NATed"
-    fi
+    echo "SAVED_SYSCTL_${key//[.-]/_}=$(<"$path")" >> "$DIR/cluster.env"
+    echo 1 > "$path"
+    [[ $(<"$path") == 1 ]] || die "could not set $key to 1"
   done
 }
 
@@ -247,10 +257,13 @@ real_node_pki() {
   pki_cert "$pki" kubelet-serving server "/CN=$NODE_NAME" \
     "IP:$NODE_IP,IP:127.0.0.1,DNS:$NODE_NAME,DNS:localhost"
   pki_cert "$pki" kube-proxy client "/CN=system:kube-proxy"
+  pki_cert "$pki" kube-router client "/CN=patchgate:kube-router"
   write_kubeconfig "$DIR/kubelet.kubeconfig" "https://127.0.0.1:$APISERVER_PORT" "system:node:$NODE_NAME" \
     "$pki/kubelet.crt" "$pki/kubelet.key" "$pki/ca.crt"
   write_kubeconfig "$DIR/kube-proxy.kubeconfig" "https://127.0.0.1:$APISERVER_PORT" system:kube-proxy \
     "$pki/kube-proxy.crt" "$pki/kube-proxy.key" "$pki/ca.crt"
+  write_kubeconfig "$DIR/kube-router.kubeconfig" "https://127.0.0.1:$APISERVER_PORT" patchgate:kube-router \
+    "$pki/kube-router.crt" "$pki/kube-router.key" "$pki/ca.crt"
 }
 
 real_start_kubelet() {
@@ -333,25 +346,82 @@ EOF
   start_proc kube-proxy "$BIN_DIR/kube-proxy" --config="$DIR/kube-proxy.yaml"
 }
 
+# kube-router's network policy controller, as a host process like kube-proxy.
+# Its user (certificate CN patchgate:kube-router) may read what its informers
+# list and watch: kube-router starts informers for Services, Endpoints,
+# EndpointSlices and Nodes even with only its firewall on, and waits for all of
+# them. It writes nothing to the API. Ready once its first full sync has
+# written its rules (the ACCEPT of traffic marked as allowed closes each of
+# its top-level chains). Its health port (also serving Go's pprof) listens on
+# all interfaces: kube-router has no flag for the address.
+real_start_kube_router() {
+  kc apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: patchgate:kube-router
+rules:
+- apiGroups: [""]
+  resources: [namespaces, pods, services, nodes, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: patchgate:kube-router
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: patchgate:kube-router
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: patchgate:kube-router
+EOF
+  start_proc kube-router "$BIN_DIR/kube-router" \
+    --kubeconfig="$DIR/kube-router.kubeconfig" \
+    --hostname-override="$NODE_NAME" \
+    --run-firewall=true --run-router=false --run-service-proxy=false \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --health-port="$KUBE_ROUTER_HEALTH_PORT" --metrics-port=0 \
+    --v=1
+}
+
+# True once kube-router's first full sync is in iptables.
+real_kube_router_synced() {
+  local rules
+  rules=$(iptables -w 5 -S KUBE-ROUTER-FORWARD 2>/dev/null) || return 1
+  [[ $rules == *"0x20000/0x20000 -j ACCEPT"* ]]
+}
+
 real_up() {
-  log "[real 1/6] host: sysctls, cgroups /$CGROUP_ROOT, CNI config for bridge $BRIDGE ($NODE_POD_CIDR)"
+  log "[real 1/7] host: sysctls, cgroups /$CGROUP_ROOT, CNI config for bridge $BRIDGE ($NODE_POD_CIDR)"
   real_prepare_host
   real_make_cgroups
   real_write_cni
-  log "[real 2/6] images: building or reusing the pause, demo-app and test-runner images"
+  log "[real 2/7] images: building or reusing the pause, demo-app and test-runner images"
   "$HACK/images.sh" >/dev/null
-  log "[real 3/6] containerd: own instance on $DIR/containerd/containerd.sock"
+  log "[real 3/7] containerd: own instance on $DIR/containerd/containerd.sock"
   real_start_containerd
   real_import_images
-  log "[real 4/6] kubelet: node $NODE_NAME on $NODE_IP:$KUBELET_PORT"
+  log "[real 4/7] kubelet: node $NODE_NAME on $NODE_IP:$KUBELET_PORT"
   real_node_pki
   real_start_kubelet
   wait_for 60 "the kubelet's healthz" kubelet curl -sf "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
   wait_for 60 "node $NODE_NAME to register" kubelet kc get node "$NODE_NAME"
-  log "[real 5/6] kube-proxy: iptables mode"
+  log "[real 5/7] kube-proxy: iptables mode"
   real_start_kube_proxy
   wait_for 60 "kube-proxy's healthz" kube-proxy curl -sf "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz"
-  log "[real 6/6] node registered"
+  log "[real 6/7] kube-router: NetworkPolicy enforcement (its firewall only: no routing, no service proxy)"
+  real_start_kube_router
+  wait_for 60 "kube-router's first policy sync (chain KUBE-ROUTER-FORWARD)" kube-router real_kube_router_synced
+  log "[real 7/7] node registered"
 }
 
 # --- teardown --------------------------------------------------------------------------
@@ -418,6 +488,11 @@ real_cleanup_iptables() {
         for chain in $chains; do "$ipt" -t "$table" -X "$chain" 2>/dev/null || true; done
       done
     done
+    # kube-router's ipsets, now that no rule refers to them
+    local set
+    for set in $(kube_router_ipsets); do
+      ipset destroy "$set" 2>/dev/null || log "warning: could not destroy ipset $set"
+    done
   fi
   # CNI leftovers: rules whose comment names our network, then their chains.
   for ipt in iptables ip6tables; do
@@ -463,8 +538,22 @@ real_down_host() {
   return $rc
 }
 
+# kube-router's ipsets on this host: KUBE-SRC-*/KUBE-DST-* of its policies and
+# the TMP-* it swaps them through (inet6: their IPv6 twins). Nothing if ipset
+# is not installed or we are not root.
+kube_router_ipsets() {
+  command -v ipset >/dev/null && [[ $(id -u) -eq 0 ]] || return 0
+  local sets
+  sets=$(ipset list -n 2>/dev/null) || return 0
+  grep -E '^(inet6:)?(KUBE-(SRC|DST)|TMP)-[A-Z2-7]{16}$' <<<"$sets" || true
+}
+
 # What a real-mode cluster of this name left on the host, found by name (for a
 # `down` without the state folder): prints a description, nothing if nothing.
+# kube-router's chains (KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*) and ipsets
+# are not named after a cluster, but only one real-mode cluster runs at a time:
+# with none running, they are a leftover of one (real_down_host then removes
+# every KUBE-* chain, as a `down` with state does).
 real_leftovers() {
   local m rules
   # (a bridge named in another cluster's cluster.env is that one's: names are
@@ -479,6 +568,11 @@ real_leftovers() {
   if command -v iptables-save >/dev/null && [[ $(id -u) -eq 0 ]]; then
     rules=$( { iptables-save; ip6tables-save; } 2>/dev/null | grep -F "\"$CNI_NET\"" || true)
     [[ -z $rules ]] || printf 'iptables rules of CNI network %s; ' "$CNI_NET"
+    if [[ -z $(other_real_cluster) ]]; then
+      rules=$( { iptables-save; ip6tables-save; } 2>/dev/null | grep -E '^:KUBE-(ROUTER|POD-FW|NWPLCY)-' || true)
+      [[ -z $rules ]] || printf "kube-router's iptables chains; "
+      [[ -z $(kube_router_ipsets) ]] || printf "kube-router's ipsets; "
+    fi
   fi
   return 0
 }

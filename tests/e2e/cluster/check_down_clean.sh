@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that `hack/cluster down --name NAME` left nothing of that cluster on
 # the machine: no process, mount, network interface, iptables rule or chain,
-# cgroup, or state folder. Run it after the down.
+# ipset, cgroup, or state folder. Run it after the down.
 # Usage: tests/e2e/cluster/check_down_clean.sh NAME
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -36,7 +36,12 @@ if command -v iptables-save >/dev/null && [[ $(id -u) -eq 0 ]]; then
   other_real=$(grep -lx 'MODE=real' "$PATCHGATE_CACHE"/clusters/*/cluster.env 2>/dev/null || true)
   if [[ -z $other_real ]]; then
     kube=$( { iptables-save; ip6tables-save; } 2>/dev/null | grep -E '^(:|-A )KUBE-|-j KUBE-' || true)
-    [[ -z $kube ]] || problems+=("KUBE-* iptables chains or rules left: $(head -3 <<<"$kube")")
+    [[ -z $kube ]] || problems+=("KUBE-* iptables chains or rules left (kube-proxy's, the kubelet's or kube-router's): $(head -3 <<<"$kube")")
+    # kube-router's ipsets (the NetworkPolicy enforcer of real mode)
+    if command -v ipset >/dev/null; then
+      sets=$(ipset list -n 2>/dev/null | grep -E '^(inet6:)?(KUBE-(SRC|DST)|TMP)-' || true)
+      [[ -z $sets ]] || problems+=("kube-router ipsets left: $(head -3 <<<"$sets" | tr '\n' ' ')")
+    fi
   fi
 fi
 
@@ -44,4 +49,4 @@ if ((${#problems[@]})); then
   printf "FAIL [check_down_clean $NAME]: %s\n" "${problems[@]}" >&2
   exit 1
 fi
-echo "PASS [check_down_clean $NAME]: no process, mount, interface, iptables rule, cgroup or folder left"
+echo "PASS [check_down_clean $NAME]: no process, mount, interface, iptables rule, ipset, cgroup or folder left"

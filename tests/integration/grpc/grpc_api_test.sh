@@ -76,6 +76,9 @@ kind: Role
 metadata: {name: approver}
 rules:
 - {apiGroups: [patchgate.dev], resources: [patches, patchapprovals], verbs: [get, list, watch, create]}
+# A Patch's author must be allowed to make its change themself.
+- {apiGroups: [apps], resources: [deployments], verbs: [get, patch]}
+- {apiGroups: [""], resources: [configmaps], verbs: [get, patch]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -85,8 +88,9 @@ subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}
 YAML
-PIPELINE=$(k create token -n "$NS" pipeline --duration=1h) || fail "cannot create a token"
-NOBODY=$(k create token -n "$NS" nobody --duration=1h) || fail "cannot create a token"
+PIPELINE=$(k create token -n "$NS" pipeline --audience patchgate --duration=1h) || fail "cannot create a token"
+PIPELINE_API=$(k create token -n "$NS" pipeline --duration=1h) || fail "cannot create a token"
+NOBODY=$(k create token -n "$NS" nobody --audience patchgate --duration=1h) || fail "cannot create a token"
 
 patch_yaml fix v2 "$(smoke_test v2)
   author: alice
@@ -97,6 +101,7 @@ wait_phase fix 180 AwaitingApproval
 say "GIVEN a Patch awaiting approval"
 expect_code UNAUTHENTICATED "no token" - get "$NS" fix
 expect_code UNAUTHENTICATED "bad token" not-a-token get "$NS" fix
+expect_code UNAUTHENTICATED "the pipeline's API-server token (not for audience patchgate)" "$PIPELINE_API" get "$NS" fix
 expect_code PERMISSION_DENIED "SA nobody (no Role)" "$NOBODY" get "$NS" fix
 expect_code PERMISSION_DENIED "SA nobody (no Role)" "$NOBODY" watch "$NS" fix
 expect_code NOT_FOUND "SA pipeline" "$PIPELINE" get "$NS" no-such-patch
@@ -111,11 +116,11 @@ ENV_NS=$(k get patch -n "$NS" fix -o jsonpath='{.status.environment.namespace}')
 # a token bound to it is what the pod's automounted token is.
 TEST_POD=$(k get pods -n "$ENV_NS" -l patchgate.dev/test -o jsonpath='{.items[0].metadata.name}')
 [[ -n $TEST_POD ]] || fail "no test pod in $ENV_NS"
-TESTER=$(k create token -n "$ENV_NS" default --bound-object-kind Pod --bound-object-name "$TEST_POD" --duration=1h) ||
+TESTER=$(k create token -n "$ENV_NS" default --bound-object-kind Pod --bound-object-name "$TEST_POD" --audience patchgate --duration=1h) ||
   fail "cannot create a token bound to pod $ENV_NS/$TEST_POD"
-UNBOUND=$(k create token -n "$ENV_NS" default --duration=1h) || fail "cannot create a token in $ENV_NS"
+UNBOUND=$(k create token -n "$ENV_NS" default --audience patchgate --duration=1h) || fail "cannot create a token in $ENV_NS"
 k create sa -n "$NS" reporter >/dev/null
-OUTSIDER=$(k create token -n "$NS" reporter --duration=1h)
+OUTSIDER=$(k create token -n "$NS" reporter --audience patchgate --duration=1h)
 expect_code PERMISSION_DENIED "SA reporter of the production namespace" "$OUTSIDER" report "$ENV_NS" fix smoke
 expect_code PERMISSION_DENIED "SA pipeline" "$PIPELINE" report "$ENV_NS" fix smoke
 expect_code PERMISSION_DENIED "the environment's SA, token bound to no pod" "$UNBOUND" report "$ENV_NS" fix smoke
