@@ -14,10 +14,11 @@ story_good() {
   setup_app good
   start_operator
   k create secret generic -n "$NS" checkout-db --from-literal=password=o1d-s3cret >/dev/null
+  k create secret generic -n "$NS" checkout-db-rotated --from-literal=password=n3w-s3cret >/dev/null
   k create rolebinding -n "$NS" viewer --clusterrole=view --user=viewer >/dev/null
-  say "GIVEN a Patch that ships v2, raises POOL to 64 and rotates a Secret, with a smoke test"
+  say "GIVEN a Patch that ships v2, raises POOL to 64 and rotates a Secret (new value from Secret checkout-db-rotated), with a smoke test"
   patch_yaml fix-pool v2 "$(smoke_test v2)" |
-    sed "s|^    - {kind: ConfigMap, name: checkout-config, patch: '{\"data\":{\"POOL\":\"64\"}}'}|&\n    - {kind: Secret, name: checkout-db, patch: '{\"stringData\":{\"password\":\"n3w-s3cret\"}}'}|" |
+    sed "s|^    - {kind: ConfigMap, name: checkout-config, patch: '{\"data\":{\"POOL\":\"64\"}}'}|&\n    - {kind: Secret, name: checkout-db, fromSecret: checkout-db-rotated}|" |
     k apply -f - >/dev/null
   wait_phase fix-pool 240 Succeeded Failed RolledBack
   [[ $(phase fix-pool) == Succeeded ]] || fail "expected Succeeded"
@@ -38,11 +39,11 @@ story_good() {
   fi
   local patch_json; patch_json=$(k get patch -n "$NS" fix-pool -o json)  # what anyone who may read Patches sees
   [[ -n $patch_json ]] || fail "cannot read the Patch"
-  if grep -qe "$old64" -e o1d-s3cret <<<"$patch_json"; then
-    fail "the Patch shows the old Secret value"
+  if grep -qe "$old64" -e o1d-s3cret -e "$(printf n3w-s3cret | base64)" -e n3w-s3cret <<<"$patch_json"; then
+    fail "the Patch shows a Secret value"
   fi
   k --as=viewer get secret -n "$NS" checkout-pg-1-secrets -o name 2>"$WORK/err" >/dev/null && fail "a view user reads the Secret snapshot"
-  say "AND no Secret value in the rollback point (as a view user) or the Patch; the snapshot Secret answers the view user: $(head -c 120 "$WORK/err")"
+  say "AND no Secret value, old or new, in the rollback point (as a view user) or the Patch; the snapshot Secret answers the view user: $(head -c 120 "$WORK/err")"
   say "AND the diff says only: $(k get patch -n "$NS" fix-pool -o jsonpath='{.status.diff}' | grep -A1 'Secret/checkout-db' | tail -1)"
   for _ in $(seq 60); do [[ $(env_namespaces) == 0 ]] && break; sleep 1; done
   [[ $(env_namespaces) == 0 ]] || fail "environment not cleaned up after its TTL"

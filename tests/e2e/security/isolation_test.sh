@@ -95,7 +95,7 @@ kind=$1 target=$2 name=${3:-}
 t0=$(cut -d" " -f1 /proc/uptime)
 case $kind in
   http) out=$(timeout 3 wget -q -O - "http://$target/version" 2>&1); rc=$? ;;
-  tcp)  out=$(timeout 3 nc -w 3 "${target%:*}" "${target##*:}" </dev/null 2>&1); rc=$? ;;
+  tcp)  out=$(timeout 5 nc -w 3 "${target%:*}" "${target##*:}" </dev/null 2>&1); rc=$? ;;
   dns)  out=$(timeout 3 nslookup "$name" "$target" 2>&1); rc=$? ;;
   grpc) out=$(timeout 4 grpcurl -insecure -connect-timeout 3 "$target" list 2>&1); rc=$? ;;
 esac
@@ -323,9 +323,12 @@ for target in "production-service:$PROD_SVC" "production-pod:$PROD_POD"; do
   fi
 done
 kapi="$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
-if out=$(timeout 3 nc -w 3 "$KUBERNETES_SERVICE_HOST" "$KUBERNETES_SERVICE_PORT" </dev/null 2>&1) || [ $? -ge 124 ]; then
-  case $out in *refused*|*"timed out"*) ok=1 ;; *) ok=0 ;; esac
-else ok=1; fi
+out=$(timeout 5 nc -w 3 "$KUBERNETES_SERVICE_HOST" "$KUBERNETES_SERVICE_PORT" </dev/null 2>&1); rc=$?
+case "$rc:$out" in
+  *refused*|*"timed out"*) ok=1 ;;
+  0:*|124:*|143:*) ok=0 ;;
+  *) ok=1 ;;
+esac
 if [ $ok = 1 ]; then
   echo "attempt: test pod -> Kubernetes API $kapi -> refused ($out)"; record kubernetes-api true "refused: $out"
 else
@@ -361,7 +364,11 @@ spec:
   tests:
   - name: isolation
     image: patchgate.dev/test-runner:1.0
-    command: [sh, -c, $(printf '%s' "$JOB_SCRIPT" | sed 's/\\/\\\\/g; s/"/\\"/g' | awk 'BEGIN { printf "\"" } { printf "%s\\n", $0 } END { printf "\"" }')]
+    command:
+    - sh
+    - -c
+    - |
+$(sed 's/^/      /' <<<"$JOB_SCRIPT")
     env:
     - {name: PROD_SVC, value: "$PROD_SVC:8080"}
     - {name: PROD_POD, value: "$PROD_POD:8080"}
@@ -430,9 +437,8 @@ for i in $(seq 50); do
 done
 
 matrix() { # policies: on|off
-  local on=$1 deny=refused
-  [[ $on == off ]] && deny=answered
-  local DP=$([[ $on == on ]] && echo refused || echo answered)
+  local DP=refused   # what a connection the policies deny does: refused, or answered without them
+  [[ $1 == off ]] && DP=answered
   attempt "$DP" "environment pod" "$ENV" env-plain "production pod prod-web $PROD_WEB" http "$PROD_WEB" "" prod-web
   attempt "$DP" "environment pod" "$ENV" env-plain "production Service prod-web $PROD_WEB_SVC" http "$PROD_WEB_SVC" "" prod-web
   attempt "$DP" "environment pod" "$ENV" env-plain "production Service checkout $PROD_SVC:8080" http "$PROD_SVC:8080" "" prod-v1

@@ -134,5 +134,23 @@ TEST(YamlToJson, ScalarsKeepTheirTypes) {
   EXPECT_EQ((*j)["f"][1], 2);
 }
 
+TEST(PatchSpec, ASecretChangeComesFromAnotherSecretNeverFromText) {
+  Json p = validPatch();
+  p["spec"]["change"]["config"] = Json::parse(R"([{"kind": "Secret", "name": "db", "patch": "{\"data\":{}}"}])");
+  EXPECT_NE(errorOf(p).find("spec.change.config[0].patch: Forbidden"), std::string::npos) << errorOf(p);
+  p["spec"]["change"]["config"] = Json::parse(R"([{"kind": "Secret", "name": "db"}])");
+  EXPECT_NE(errorOf(p).find("spec.change.config[0].fromSecret: Required"), std::string::npos) << errorOf(p);
+  p["spec"]["change"]["config"] = Json::parse(R"([{"kind": "Secret", "name": "db", "fromSecret": "db"}])");
+  EXPECT_NE(errorOf(p).find("the Secret itself"), std::string::npos) << errorOf(p);
+  p["spec"]["change"]["config"] =
+      Json::parse(R"([{"kind": "ConfigMap", "name": "c", "patch": "{}", "fromSecret": "x"}])");
+  EXPECT_NE(errorOf(p).find("fromSecret: Forbidden"), std::string::npos) << errorOf(p);
+  p["spec"]["change"]["config"] = Json::parse(R"([{"kind": "Secret", "name": "db", "fromSecret": "db-new"}])");
+  auto s = parseSpec(p);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->change.config[0].fromSecret, "db-new");
+  EXPECT_EQ(s->change.config[0].type, "merge");
+}
+
 }  // namespace
 }  // namespace patchgate::api::v1alpha1

@@ -40,7 +40,7 @@ Json writtenStatus() {
                               {"name": "empty", "cases": []}]},
     "approvals": [],
     "refusedApprovals": ["self"],
-    "retests": 1, "retestedAt": "2026-11-30T10:00:05Z",
+    "retests": 1, "retestedAt": "2026-11-30T10:00:05Z", "secretSources": {"db-rotated": "77"},
     "revision": {"name": "checkout-pg-3", "number": 3, "rollbackTarget": "checkout-pg-3"},
     "promotion": {"promotedAt": "2026-11-30T10:01:00Z", "generation": 7, "configHashes": {},
                   "firstHealthyAt": "2026-11-30T10:01:30Z", "restartsAtHealthy": {}},

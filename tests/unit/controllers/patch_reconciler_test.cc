@@ -150,9 +150,12 @@ class PatchReconcilerTest : public ::testing::Test {
   void createPatchRotatingASecret(const std::string& name) {
     client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
         "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}})"));
+    // The new value comes from another Secret, never from the Patch.
+    client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+        "metadata":{"name":"db-rotated","namespace":"shop"},"data":{"password":"czNjcjN0"}})"));
     createPatch(name, {{"change", {{"config", Json::parse(R"([
         {"kind": "ConfigMap", "name": "checkout-config", "patch": "{\"data\":{\"POOL\":\"64\"}}"},
-        {"kind": "Secret", "name": "db", "patch": "{\"data\":{\"password\":\"czNjcjN0\"}}"}])")}}}});
+        {"kind": "Secret", "name": "db", "fromSecret": "db-rotated"}])")}}}});
   }
 
   // Drives a Patch that needs approval to AwaitingApproval (tests passed).
@@ -528,9 +531,10 @@ TEST_F(PatchReconcilerTest, TheCopyHasNoPriorityNodeOrGitOpsTracking) {
 TEST_F(PatchReconcilerTest, ASecretChangesDiffSaysChangedAndNothingMore) {
   client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
       "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg==","user":"YXBw"}})"));
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db-new","namespace":"shop"},"data":{"password":"czNjcjN0"}})"));
   createPatch("fix", {{"change", {{"patch", "{}"},
-                                  {"config", {{{"kind", "Secret"}, {"name", "db"},
-                                               {"patch", R"({"data":{"password":"czNjcjN0"}})"}}}}}}});
+                                  {"config", {{{"kind", "Secret"}, {"name", "db"}, {"fromSecret", "db-new"}}}}}}});
   reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
   std::string diff = status("fix").value("diff", "");
   EXPECT_NE(diff.find("Secret/db:"), std::string::npos) << diff;
@@ -1387,8 +1391,10 @@ TEST_F(PatchReconcilerTest, AStaleSnapshotOfAnEarlierRevisionIsReplaced) {
       "metadata":{"name":"checkout-pg-1-secrets","namespace":"shop",
                   "ownerReferences":[{"apiVersion":"apps/v1","kind":"ControllerRevision","name":"checkout-pg-1","uid":"gone"}]},
       "data":{"salt":"b2xk","db.json":"e30="}})"));
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db-rotated","namespace":"shop"},"data":{"password":"czNjcjN0"}})"));
   createPatch("fix", {{"change", {{"config", Json::parse(R"([
-      {"kind": "Secret", "name": "db", "patch": "{\"data\":{\"password\":\"czNjcjN0\"}}"}])")}}}});
+      {"kind": "Secret", "name": "db", "fromSecret": "db-rotated"}])")}}}});
   driveToPromotion("fix");
   for (int i = 0; i < 10 && phase("fix") != api::v1alpha1::phase::kVerifying; ++i) (void)reconcile("fix");
   ASSERT_EQ(phase("fix"), api::v1alpha1::phase::kVerifying);
@@ -1664,6 +1670,33 @@ TEST_F(PatchReconcilerTest, AnUnreadablePolicyHoldsThePatch) {
   Json st = status("fix");
   EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kValidated)["reason"], reason::kPolicyInvalid);
   EXPECT_NE(st.value("message", "").find("shop/broken"), std::string::npos) << st.dump(2);
+  EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+}
+
+// A Secret's new values come from another Secret: never in the Patch, and
+// what the tests ran with is what is promoted.
+TEST_F(PatchReconcilerTest, ASecretSourceThatChangesAfterValidationFailsThePatch) {
+  createPatchRotatingASecret("fix");
+  driveToTestJob("fix");
+  EXPECT_FALSE(status("fix")["secretSources"]["db-rotated"].get<std::string>().empty());
+  EXPECT_EQ(client_.object(res::kPatch, "shop", "fix").dump().find("czNjcjN0"), std::string::npos)
+      << "the new value appears in the Patch";
+  Json src = client_.object(res::kSecret, "shop", "db-rotated");
+  src["data"]["password"] = "b3RoZXI=";
+  client_.seed(res::kSecret, src);
+  completeJobs(envNamespace("fix"));
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  EXPECT_NE(status("fix").value("message", "").find("changed after the patch was validated"), std::string::npos);
+  EXPECT_EQ(client_.object(res::kSecret, "shop", "db")["data"]["password"], "aHVudGVyMg==") << "production untouched";
+}
+
+TEST_F(PatchReconcilerTest, AMissingSecretSourceFailsValidation) {
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}})"));
+  createPatch("fix", {{"change", {{"config", Json::parse(R"([
+      {"kind": "Secret", "name": "db", "fromSecret": "no-such-secret"}])")}}}});
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  EXPECT_NE(status("fix").value("message", "").find("no-such-secret"), std::string::npos);
   EXPECT_TRUE(client_.calls("create", "namespaces").empty());
 }
 

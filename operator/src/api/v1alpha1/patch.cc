@@ -241,12 +241,27 @@ absl::StatusOr<PatchSpec> parseSpec(const Json& patch) {
     for (size_t i = 0; i < c.value("config", Json::array()).size(); ++i) {
       const Json& cc = c["config"][i];
       std::string path = absl::StrCat("spec.change.config[", i, "]");
-      ConfigChange x{cc.value("kind", ""), cc.value("name", ""), cc.value("type", "merge"), ""};
-      x.patch = cc.contains("patch") && cc["patch"].is_string() ? cc["patch"].get<std::string>()
-                                                                : cc.value("patch", Json()).dump();
+      ConfigChange x{cc.value("kind", ""), cc.value("name", ""), cc.value("type", "merge"), "",
+                     cc.value("fromSecret", "")};
       if (x.kind != "ConfigMap" && x.kind != "Secret")
         return fieldError(path + ".kind", "Unsupported value: must be ConfigMap or Secret");
       if (!isDnsSubdomain(x.name)) return fieldError(path + ".name", "Required value");
+      if (x.kind == "Secret") {
+        // Anyone who may read Patches would read a value written here.
+        if (cc.contains("patch"))
+          return fieldError(path + ".patch",
+                            "Forbidden: a Secret's new values come from another Secret (fromSecret), "
+                            "never from text in the Patch");
+        if (!isDnsSubdomain(x.fromSecret))
+          return fieldError(path + ".fromSecret", "Required value: the Secret holding the new values");
+        if (x.fromSecret == x.name) return fieldError(path + ".fromSecret", "Invalid value: the Secret itself");
+        x.type = "merge";
+        out.change.config.push_back(std::move(x));
+        continue;
+      }
+      if (!x.fromSecret.empty()) return fieldError(path + ".fromSecret", "Forbidden: for Secrets only");
+      x.patch = cc.contains("patch") && cc["patch"].is_string() ? cc["patch"].get<std::string>()
+                                                                : cc.value("patch", Json()).dump();
       if (x.type != "strategic" && x.type != "merge" && x.type != "json")
         return fieldError(path + ".type", "Unsupported value: must be strategic, merge or json");
       auto parsed = yamlToJson(x.patch);

@@ -64,7 +64,10 @@ struct ConfigChange {
   std::string kind;  // ConfigMap | Secret
   std::string name;
   std::string type;  // strategic | merge | json
-  std::string patch;
+  std::string patch;  // ConfigMaps only; for a fromSecret, filled in by the controller
+  // Secrets only: the Secret (same namespace) whose data keys the change
+  // sets, so that no Secret value is ever written in a Patch.
+  std::string fromSecret;
 };
 
 struct Change {

@@ -185,6 +185,7 @@ auto fieldsOf(Tag<PatchStatus>) {
                     Field{"refusedApprovals", &S::refusedApprovals, kOmitEmpty},
                     Field{"retests", &S::retests},
                     Field{"retestedAt", &S::retestedAt},
+                    Field{"secretSources", &S::secretSources, kOmitEmpty},
                     Field{"revision", &S::revision},
                     Field{"intent", &S::intent},
                     Field{"promotion", &S::promotion},

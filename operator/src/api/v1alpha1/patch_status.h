@@ -197,6 +197,9 @@ struct PatchStatus {
   std::vector<std::string> refusedApprovals;  // PatchApprovals refused (and told) once; omitted when empty
   std::optional<int64_t> retests;  // re-tests after production drifted
   std::optional<std::string> retestedAt;  // approvals given before this are void
+  // fromSecret sources: name -> resourceVersion when first read; a source
+  // that changes before promotion fails the Patch. Omitted when empty.
+  std::map<std::string, std::string> secretSources;
   std::optional<RollbackPoint> revision;
   std::optional<Intent> intent;
   std::optional<Promotion> promotion;

@@ -60,6 +60,43 @@ PatchReconciler::Step PatchReconciler::applyPolicies(Pass& p) {
   return std::nullopt;
 }
 
+PatchReconciler::Step PatchReconciler::resolveSecretSources(Pass& p) {
+  for (auto& cc : p.spec.change.config) {
+    if (cc.fromSecret.empty()) continue;
+    auto src = client_.get(kube::resources::kSecret, p.ns, cc.fromSecret);
+    if (!src.ok()) {
+      if (!kube::isNotFound(src.status())) return src.status();
+      if (p.status.intent || p.status.promotion) continue;  // written already, or restored from the snapshot
+      std::string msg = absl::StrCat("Secret ", p.ns, "/", cc.fromSecret, " (the new values of Secret ", cc.name,
+                                     ", spec.change.config[].fromSecret) not found");
+      setCondition(p, condition::kValidated, false, reason::kTargetNotFound, msg);
+      fail(p, reason::kTargetNotFound, msg);
+      return Action::await();
+    }
+    std::string version = jsonString(*src, "/metadata/resourceVersion");
+    auto pinned = p.status.secretSources.find(cc.fromSecret);
+    if (pinned == p.status.secretSources.end()) {
+      p.status.secretSources[cc.fromSecret] = version;
+    } else if (pinned->second != version && !p.status.intent && !p.status.promotion) {
+      std::string msg = absl::StrCat("Secret ", cc.fromSecret, " (the new values of Secret ", cc.name,
+                                     ") changed after the patch was validated: what was tested is not what "
+                                     "would be promoted; create a new Patch");
+      fail(p, reason::kChangeRejected, msg);
+      return Action::await();
+    }
+    Json data = src->value("data", Json::object());
+    if (!data.is_object() || data.empty()) {
+      std::string msg = absl::StrCat("Secret ", cc.fromSecret, " (the new values of Secret ", cc.name, ") has no data");
+      setCondition(p, condition::kValidated, false, reason::kChangeRejected, msg);
+      fail(p, reason::kChangeRejected, msg);
+      return Action::await();
+    }
+    cc.type = "merge";
+    cc.patch = Json{{"data", data}}.dump();
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 struct Right {
@@ -76,6 +113,9 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
   for (const auto& cc : p.spec.change.config) {
     const auto& rt = configType(cc.kind);
     rights.push_back({"patch", "", rt.resource, cc.name, absl::StrCat("patch ", cc.kind, "/", cc.name)});
+    if (!cc.fromSecret.empty())
+      rights.push_back({"get", "", "secrets", cc.fromSecret, absl::StrCat("read Secret/", cc.fromSecret),
+                        absl::StrCat("; it holds the new values of Secret ", cc.name)});
   }
   if (p.spec.secrets == "copy") {
     std::set<std::string> secrets;

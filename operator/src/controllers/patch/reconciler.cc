@@ -253,6 +253,11 @@ absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
     return Action::await();
   }
   p.targetType = *rt;
+  if (!v1::phase::isTerminal(p.phase())) {
+    Step r = resolveSecretSources(p);
+    if (!r.ok()) return r.status();
+    if (r->has_value()) return **r;
+  }
   // Policies raise what the spec asks (approvals, limits, lifetimes); they
   // are read on every pass, so a freeze declared now holds a waiting Patch.
   if (!v1::phase::isTerminal(p.phase()) || (p.status.environment && !p.status.environment->deletedAt)) {

@@ -118,6 +118,9 @@ class PatchReconciler final : public runtime::Reconciler {
 
   // Steps: each returns nullopt when done (go on), or the Action to stop with.
   using Step = absl::StatusOr<std::optional<runtime::Action>>;
+  // policy.cc: a Secret change's new values, read from its fromSecret into
+  // p.spec (as a merge patch of data), pinned to the version first read.
+  Step resolveSecretSources(Pass& p);
   // policy.cc: the PatchPolicies that apply, raised into p.spec (p.policy).
   Step applyPolicies(Pass& p);
   // The author's own rights over what the Patch changes and copies
