@@ -259,6 +259,15 @@ int cmdRollback(const Invocation& inv, Env& env) {
   int64_t number = chosen->value("revision", int64_t{0});
   Json patch = rollbackPatch(env.ns, ref->kind, ref->name, number, inv.ticket, inv.reason,
                              randomSuffix(env.random, 5), *chosen);
+  // Every Patch names its author (admission requires it): you, with your
+  // groups, whose rights to roll the workload back are checked.
+  absl::Status whoError;
+  std::string user = identity(env, &whoError);
+  if (user.empty())
+    return fail(env, absl::StrCat("a rollback names its author, and patchctl cannot tell who you are: ",
+                                  describeError(whoError, env.server)));
+  patch["spec"]["author"] = user;
+  if (auto groups = identityGroups(env); !groups.empty()) patch["spec"]["authorGroups"] = groups;
   if (auto spec = v1::parseSpec(patch); !spec.ok())
     return fail(env, absl::StrCat("invalid rollback: ", spec.status().message()));
   auto created = env.client.create(kPatch, env.ns, patch);
@@ -361,18 +370,20 @@ int cmdCreate(const Invocation& inv, Env& env) {
       return fail(env, absl::StrCat("the namespace from the file (", ns,
                                     ") does not match the namespace given with -n (", inv.ns, ")"));
     if (ns.empty()) p["metadata"]["namespace"] = env.ns;
-    // Filled in before the spec is checked: a patch that needs approval must
-    // name its author.
-    if (jsonAt(p, "/spec/promotion/approval/required") == Json(true) && jsonString(p, "/spec/author").empty()) {
+    // Filled in before the spec is checked: every Patch names its author
+    // (admission requires it), whose rights patchgate checks and who cannot
+    // approve it.
+    if (jsonString(p, "/spec/author").empty()) {
       if (user.empty()) {
         absl::Status whoError;
         user = identity(env, &whoError);
         if (user.empty())
-          return fail(env, absl::StrCat("patch ", name, " needs approval, so it must name its author, and ",
+          return fail(env, absl::StrCat("patch ", name, " must name its author, and ",
                                         "patchctl cannot tell who you are: ", describeError(whoError, env.server)));
       }
       p["spec"]["author"] = user;
-      env.err << "note: spec.author set to " << user << " (approval is required; the author cannot approve)\n";
+      env.err << "note: spec.author set to " << user << " (patchgate checks that you may make the change; "
+              << "the author cannot approve it)\n";
     }
     // The author's rights are checked with their groups: recorded when the
     // author is the caller (admission checks they are theirs).

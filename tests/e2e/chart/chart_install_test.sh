@@ -77,9 +77,13 @@ wait_phase() { # patch timeout
   done
   fail "Patch $1 is '$ph' after $2s, expected Succeeded"
 }
+# The examples name alice as their author; admission wants whoever kubectl is
+# (with its groups, where its rights come from: the two lines, for sed).
+ME=$(k auth whoami -o jsonpath='  author: {.status.userInfo.username}\n  authorGroups: {.status.userInfo.groups}')
 # deploy/examples/patch-good.yaml, in our namespace, shipping VERSION $2 under name $1.
 good_patch() {
   sed -e "s/namespace: shop/namespace: $APP_NS/" -e "s/name: fix-checkout-pool/name: $1/" \
+      -e "s|^  author: alice$|$ME|" \
       -e "s/value: \"v2\"/value: \"$2\"/" -e "s/\[ \"\$v\" = v2 \]/[ \"\$v\" = $2 ]/" \
       -e 's/ttlSecondsAfterFinished: 60/ttlSecondsAfterFinished: 5/' \
       "$REPO/deploy/examples/patch-good.yaml"
@@ -88,6 +92,7 @@ good_patch() {
 # deploy/examples/patch-reporting-tests.yaml, in our namespace, under name $1.
 reporting_patch() {
   sed -e "s/namespace: shop/namespace: $APP_NS/" -e "s/name: fix-checkout-timeouts/name: $1/" \
+      -e "s|^  author: alice$|$ME|" \
       -e 's/ttlSecondsAfterFinished: 60/ttlSecondsAfterFinished: 5/' \
       "$REPO/deploy/examples/patch-reporting-tests.yaml"
 }

@@ -34,7 +34,7 @@ setup_app cli
 start_operator
 
 say "GIVEN a Patch manifest that ships v2 with a smoke test"
-patch_yaml fix-pool v2 "$(smoke_test v2)" >"$WORK/good.yaml"
+PATCH_AUTHOR=- patch_yaml fix-pool v2 "$(smoke_test v2)" >"$WORK/good.yaml"   # patchctl names you the author
 run_pc create -f "$WORK/good.yaml"
 expect_rc 0 "create"
 out_has "patch $NS/fix-pool created"
@@ -149,7 +149,7 @@ for u in alice bob; do
   sed "s/^\(\( *\)user:\)$/\1\n\2  as: $u/" "$KUBECONFIG" >"$WORK/$u.kubeconfig"
   grep -q "as: $u" "$WORK/$u.kubeconfig" || fail "could not add 'as: $u' to the kubeconfig"
 done
-patch_yaml needs-approval v3 "$(smoke_test v3)
+PATCH_AUTHOR=- patch_yaml needs-approval v3 "$(smoke_test v3)
   promotion: {approval: {required: true, approvers: 1}}" >"$WORK/approval.yaml"
 PC_KUBECONFIG=$WORK/alice.kubeconfig run_pc create -f "$WORK/approval.yaml"
 expect_rc 0 "alice creates a patch that needs approval"
@@ -177,7 +177,7 @@ run_pc report needs-approval
 out_has "| bob | approve | true |"; out_has "diff reviewed"; out_has "| Author | alice |"
 say "THEN bob's approval promotes it, and the report names him and his comment"
 
-patch_yaml wrong-fix v4 "$(smoke_test v4)
+PATCH_AUTHOR=- patch_yaml wrong-fix v4 "$(smoke_test v4)
   promotion: {approval: {required: true, approvers: 1}}" >"$WORK/reject.yaml"
 PC_KUBECONFIG=$WORK/alice.kubeconfig run_pc create -f "$WORK/reject.yaml"
 expect_rc 0 "alice creates a second patch"

@@ -118,8 +118,21 @@ prod_config() { k get cm -n "$NS" checkout-config -o jsonpath="{.data.$1}"; }
 env_namespaces() { k get ns -l "patchgate.dev/patch-namespace=$NS,patchgate.dev/environment=true" -o name 2>/dev/null | wc -l; }
 revisions() { k get controllerrevisions -n "$NS" -l patchgate.dev/target=Deployment.checkout -o name | wc -l; }
 
-# patch_yaml NAME VERSION [EXTRA-SPEC-YAML] : a Patch that sets VERSION and POOL=64
+# The author lines of a Patch by whoever kubectl is (the test cluster's admin,
+# whose rights come from its groups): admission wants every Patch to name its
+# creator, and patchgate checks the author's rights with those groups.
+me_as_author() {  # the groups come as a JSON list, which is YAML too
+  k auth whoami -o jsonpath='  author: {.status.userInfo.username}{"\n"}  authorGroups: {.status.userInfo.groups}'
+}
+
+# patch_yaml NAME VERSION [EXTRA-SPEC-YAML] : a Patch that sets VERSION and POOL=64.
+# Its author is whoever kubectl is, unless EXTRA-SPEC-YAML names one or
+# PATCH_AUTHOR is set (a user name; "-": none, for patchctl to fill in).
 patch_yaml() {
+  local author
+  if [[ ${3:-} == *"author:"* || ${PATCH_AUTHOR:-} == - ]]; then author=""
+  elif [[ -n ${PATCH_AUTHOR:-} ]]; then author="  author: $PATCH_AUTHOR"
+  else author=$(me_as_author); fi
   cat <<YAML
 apiVersion: patchgate.dev/v1alpha1
 kind: Patch
@@ -136,6 +149,7 @@ spec:
   description: "raise the pool size and ship $2"
   environment: {ttlSecondsAfterFinished: 5}
   verification: {timeoutSeconds: 60, bakeSeconds: 5}
+$author
 ${3:-}
 YAML
 }

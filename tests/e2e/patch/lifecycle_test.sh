@@ -191,6 +191,11 @@ YAML
     fail "expected reason Forbidden"
   [[ $(prod_env VERSION) == v1 && $(env_namespaces) == 0 ]] || fail "something was created for a forbidden patch"
   say "THEN her patch fails Forbidden, nothing created: $(k get patch -n "$NS" over-her-head -o jsonpath='{.status.message}' | head -c 220)"
+  if PATCH_AUTHOR=- patch_yaml anonymous v2 "$(smoke_test v2)" | k --as=alice apply -f - 2>"$WORK/err" >/dev/null; then
+    fail "a patch without an author was admitted: its author's rights could not be checked"
+  fi
+  grep -q 'spec.author is required' "$WORK/err" || fail "unexpected answer to a patch without author: $(cat "$WORK/err")"
+  say "AND she cannot leave her name out to skip that check: $(sed 's/.*denied request: //' "$WORK/err" | head -c 200)"
   k apply -f - >/dev/null <<YAML
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
@@ -308,7 +313,7 @@ spec:
 YAML
   start_operator
   say "GIVEN a policy: changes land only $day $start-$end $zone (opens at $(date -u -d "@$opens" +%H:%M:%SZ))"
-  patch_yaml in-window v2 "$(smoke_test v2)" | k --as=alice apply -f - >/dev/null
+  PATCH_AUTHOR=alice patch_yaml in-window v2 "$(smoke_test v2)" | k --as=alice apply -f - >/dev/null
   wait_phase in-window 240 AwaitingWindow Succeeded Failed
   [[ $(phase in-window) == AwaitingWindow ]] || fail "expected AwaitingWindow, got $(phase in-window)"
   (( $(date +%s) < opens )) || fail "the test ran past the window's start; the story cannot tell"
@@ -331,7 +336,7 @@ spec:
   emergency: {bypassFreezes: true, approvers: 1}
 YAML
   say "GIVEN a freeze until $to; emergencies may pass it with one approval"
-  patch_yaml frozen v3 "$(smoke_test v3)" | k --as=alice apply -f - >/dev/null
+  PATCH_AUTHOR=alice patch_yaml frozen v3 "$(smoke_test v3)" | k --as=alice apply -f - >/dev/null
   wait_phase frozen 240 AwaitingWindow Succeeded Failed
   [[ $(phase frozen) == AwaitingWindow ]] || fail "a normal patch passed the freeze: $(phase frozen)"
   say "THEN a normal patch waits: $(k get patch -n "$NS" frozen -o jsonpath='{.status.message}')"

@@ -96,6 +96,8 @@ trap soak_cleanup EXIT
 trap 'exit 130' INT TERM
 
 k apply -f "$ROOT/crds/" >/dev/null
+# Admission wants every Patch to name its creator; patchgate checks its rights with its groups.
+SOAK_AUTHOR=$(k auth whoami -o jsonpath='  author: {.status.userInfo.username}{"\n"}  authorGroups: {.status.userInfo.groups}')
 nodes=$(k get nodes -l type=kwok --no-headers 2>/dev/null | grep -cw Ready || true)
 ((nodes > 0)) || fail "no Ready kwok node: the soak needs a kwok-mode cluster"
 
@@ -204,6 +206,7 @@ spec:
     - {kind: ConfigMap, name: $2-config, patch: '{"data":{"POOL":"${3#r}"}}'}
   ticket: SOAK-$3
   rootCause: "soak cycle $3"
+$SOAK_AUTHOR
   environment: {ttlSecondsAfterFinished: 5}
   verification: {timeoutSeconds: 60, bakeSeconds: 5}
   tests:

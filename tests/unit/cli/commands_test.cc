@@ -240,6 +240,27 @@ spec:
   EXPECT_THAT(err_.str(), HasSubstr("spec.author set to alice"));
 }
 
+// Every Patch names its author (admission requires it), with the groups
+// the author's rights are checked with.
+TEST_F(CommandsTest, CreateNamesYouTheAuthorWithYourGroups) {
+  user_ = "bob";
+  env_.whoAmIGroups = [] { return absl::StatusOr<std::vector<std::string>>({"sre", "system:authenticated"}); };
+  std::string file = writeFile(R"(apiVersion: patchgate.dev/v1alpha1
+kind: Patch
+metadata: {name: fix}
+spec:
+  target: {kind: Deployment, name: checkout}
+  change: {image: "app=x:2"}
+  ticket: INC-1
+  rootCause: why
+  tests: [{name: smoke, image: t, command: ["true"]}]
+)");
+  EXPECT_EQ(run({"create", "-f", file}), kExitOk) << err_.str();
+  Json stored = client_.object(kPatch, "shop", "fix");
+  EXPECT_EQ(jsonString(stored, "/spec/author"), "bob");
+  EXPECT_EQ(stored["spec"]["authorGroups"], Json({"sre", "system:authenticated"}));
+}
+
 TEST_F(CommandsTest, CreateRefusesANamespaceMismatch) {
   std::string file = writeFile("apiVersion: patchgate.dev/v1alpha1\nkind: Patch\nmetadata: {name: a, namespace: other}\n"
                                "spec: {target: {kind: Deployment, name: c}, change: {image: x}, ticket: T, rootCause: R,"

@@ -106,7 +106,8 @@ struct Right {
 }  // namespace
 
 PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& patchedTarget) {
-  if (p.spec.author.empty()) return std::nullopt;  // no one to check (README: "Security model")
+  // Only without the admission policies, which require an author: no one to check.
+  if (p.spec.author.empty()) return std::nullopt;
   std::vector<Right> rights;
   rights.push_back({"patch", p.targetType.group, p.targetType.resource, p.spec.target.name,
                     absl::StrCat("patch ", p.spec.target.key())});
@@ -128,12 +129,16 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
       rights.push_back({"get", "", "secrets", s, absl::StrCat("read Secret/", s),
                         "; the test environment would get a copy of it (environment.secrets: copy)"});
   }
+  // Without recorded groups, only the one every signed-in user has: rights
+  // that come through other groups must be listed (patchctl does).
+  std::vector<std::string> groups = p.spec.authorGroups;
+  if (groups.empty()) groups.push_back("system:authenticated");
   for (const auto& r : rights) {
     Json review = {{"apiVersion", "authorization.k8s.io/v1"},
                    {"kind", "SubjectAccessReview"},
                    {"spec",
                     {{"user", p.spec.author},
-                     {"groups", p.spec.authorGroups},
+                     {"groups", groups},
                      {"resourceAttributes",
                       {{"namespace", p.ns}, {"verb", r.verb}, {"group", r.group},
                        {"resource", r.resource}, {"name", r.name}}}}}};
@@ -141,14 +146,14 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
     if (!answer.ok()) return answer.status();
     if (jsonAt(*answer, "/status/allowed") == Json(true)) continue;
     std::string why = jsonString(*answer, "/status/reason");
-    std::string groups = p.spec.authorGroups.empty()
-                             ? "with no groups: spec.authorGroups is empty, and `patchctl create` fills it in"
-                             : absl::StrCat("in groups ", absl::StrJoin(p.spec.authorGroups, ", "));
-    std::string msg = absl::StrCat("the author ", p.spec.author, " (", groups, ") may not ", r.what, " in ", p.ns,
-                                   " themself (", r.verb, " ", r.resource,
-                                   r.group.empty() ? "" : absl::StrCat(".", r.group), ")",
-                                   why.empty() ? "" : absl::StrCat(": ", why), r.why,
-                                   "; patchgate does not make changes its author could not make");
+    std::string asked = p.spec.authorGroups.empty()
+                            ? "asked without groups: if your rights come from groups, list them in "
+                              "spec.authorGroups (`kubectl auth whoami`; `patchctl create` fills them in)"
+                            : absl::StrCat("asked with groups ", absl::StrJoin(p.spec.authorGroups, ", "));
+    std::string msg = absl::StrCat("the author ", p.spec.author, " may not ", r.what, " in ", p.ns, " themself (",
+                                   r.verb, " ", r.resource, r.group.empty() ? "" : absl::StrCat(".", r.group), "; ",
+                                   asked, ")", why.empty() ? "" : absl::StrCat(": ", why), r.why,
+                                   "; patchgate makes no change its author could not make");
     setCondition(p, condition::kValidated, false, reason::kForbidden, msg);
     fail(p, reason::kForbidden, msg);
     return Action::await();
