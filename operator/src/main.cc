@@ -253,6 +253,9 @@ int main(int argc, char** argv) {
     grpcapi::ServerOptions so;
     so.bindAddress = absl::GetFlag(FLAGS_grpc_bind_address);
     so.keyPair = apiTls.keyPair;
+    // Mounted files (cert-manager, say) are re-read as they are renewed.
+    so.certFile = absl::GetFlag(FLAGS_grpc_tls_cert_file);
+    so.keyFile = absl::GetFlag(FLAGS_grpc_tls_key_file);
     auto server = grpcapi::GrpcServer::create(so, *api, log.withName("grpc"));
     if (!server.ok()) {
       log.error("cannot serve the gRPC API", {{"error", std::string(server.status().message())}});

@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <chrono>
 #include <thread>
@@ -79,14 +81,25 @@ absl::StatusOr<std::shared_ptr<GrpcServer>> GrpcServer::create(const ServerOptio
                                                                PatchgateApi& api, const Logger& log) {
   if (options.keyPair.certPem.empty() || options.keyPair.keyPem.empty())
     return absl::InvalidArgumentError("the gRPC API needs a certificate and key");
-  grpc::SslServerCredentialsOptions ssl;
-  ssl.pem_key_cert_pairs.push_back({options.keyPair.keyPem, options.keyPair.certPem});
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (!options.certFile.empty() && !options.keyFile.empty()) {
+    auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        options.keyFile, options.certFile, static_cast<unsigned int>(std::max<int64_t>(1, options.reloadInterval.count())));
+    grpc::experimental::TlsServerCredentialsOptions tls(provider);
+    tls.watch_identity_key_cert_pairs();
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    credentials = grpc::experimental::TlsServerCredentials(tls);
+  } else {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({options.keyPair.keyPem, options.keyPair.certPem});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
   std::shared_ptr<GrpcServer> server(new GrpcServer(api, log));
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default on Linux: two processes could then
   // share the port silently. A taken port must fail at start instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options.bindAddress, grpc::SslServerCredentials(ssl), &server->port_);
+  builder.AddListeningPort(options.bindAddress, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || server->port_ == 0)

@@ -2,6 +2,7 @@
 
 // The gRPC server of the operator: serves patchgate.v1.Patchgate over TLS.
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,14 @@ namespace patchgate::grpcapi {
 struct ServerOptions {
   std::string bindAddress = "0.0.0.0:9443";  // port 0 picks a free one
   KeyPair keyPair;                            // see grpc/tls.h
+  // When set, the pair is served from these PEM files and re-read every
+  // reloadInterval, so a renewed certificate (a mounted Secret that
+  // cert-manager rotates) is served without a restart; keyPair is then only
+  // checked at start. A half-written pair (key and certificate not matching)
+  // is not taken: the old one stays until both files agree.
+  std::string certFile;
+  std::string keyFile;
+  std::chrono::seconds reloadInterval{60};
 };
 
 // A Runnable: binds in create() (so a bad address fails at start), serves

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -35,7 +36,8 @@ class ReviewingClient final : public testing::ForwardingClient {
   // token -> the audience it was issued for (default patchgate); the API
   // server authenticates a token only for a requested audience it has.
   std::map<std::string, std::string> audienceOf;
-  Json lastAccessReview;
+  std::mutex mu;  // the stress test reviews from many threads
+  Json lastAccessReview;  // under mu
   std::atomic<int> tokenReviews = 0;  // atomic: the stress test calls from many threads
   std::atomic<int> accessReviews = 0;
 
@@ -46,7 +48,8 @@ class ReviewingClient final : public testing::ForwardingClient {
       ++tokenReviews;
       std::string token = obj["spec"]["token"].get<std::string>();
       auto it = users.find(token);
-      std::string audience = audienceOf.count(token) ? audienceOf[token] : "patchgate";
+      auto aud = audienceOf.find(token);
+      std::string audience = aud != audienceOf.end() ? aud->second : "patchgate";
       Json wanted = obj["spec"].value("audiences", Json::array());
       bool forUs = wanted.empty() || std::find(wanted.begin(), wanted.end(), audience) != wanted.end();
       out["status"] = {{"authenticated", it != users.end() && forUs}};
@@ -63,7 +66,10 @@ class ReviewingClient final : public testing::ForwardingClient {
     }
     if (rt.resource == "subjectaccessreviews") {
       ++accessReviews;
-      lastAccessReview = obj;
+      {
+        std::lock_guard lock(mu);
+        lastAccessReview = obj;
+      }
       const Json& ra = obj["spec"]["resourceAttributes"];
       std::string key = obj["spec"]["user"].get<std::string>() + " " + ra["verb"].get<std::string>() + " " +
                         ra["resource"].get<std::string>() + " " + ra["namespace"].get<std::string>();
@@ -262,6 +268,7 @@ TEST_F(ApiTest, ATokenForAnotherAudienceIsRefused) {
 // SubjectAccessReview asks about.
 TEST_F(ApiTest, AccessReviewsCarryTheUsersExtra) {
   ASSERT_TRUE(api_.getPatch("Bearer alice-token", req()).ok());
+  std::lock_guard lock(client_.mu);
   EXPECT_EQ(client_.lastAccessReview["spec"]["extra"]["scopes.example.com"], Json({"read"}))
       << client_.lastAccessReview.dump();
   EXPECT_EQ(client_.lastAccessReview["spec"]["groups"], Json({"g"}));

@@ -6,7 +6,11 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "fakes/fake_client.h"
 #include "fakes/fake_clock.h"
@@ -74,6 +78,57 @@ TEST_F(GrpcServerTest, ServesOverTlsAndMapsStatusCodes) {
 
   stop.request_stop();
   runner.join();
+}
+
+// Served from files, a renewed pair is picked up without a restart: a
+// client that trusts only the new certificate connects once the files change.
+TEST_F(GrpcServerTest, ACertificateRenewedOnDiskIsServedWithoutARestart) {
+  std::string dir = ::testing::TempDir() + "/pg-tls-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  auto write = [&](const KeyPair& kp) {
+    for (auto [name, pem] : {std::pair{"tls.key.new", kp.keyPem}, std::pair{"tls.crt.new", kp.certPem}}) {
+      std::ofstream(dir + "/" + name) << pem;
+    }
+    std::filesystem::rename(dir + "/tls.key.new", dir + "/tls.key");
+    std::filesystem::rename(dir + "/tls.crt.new", dir + "/tls.crt");
+  };
+  write(*pair);
+  ServerOptions options{"127.0.0.1:0", *pair, dir + "/tls.crt", dir + "/tls.key", std::chrono::seconds(1)};
+  auto server = GrpcServer::create(options, api, testing::quietLogger());
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::stop_source stop;
+  std::thread runner([&] { (*server)->run(stop.get_token()); });
+  // A call that reaches the API (UNAUTHENTICATED: no token) proves the TLS
+  // handshake with a client trusting only `ca`.
+  auto handshakes = [&](const std::string& ca) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ca;
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a fresh connection each time
+    auto channel = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string((*server)->port()),
+                                             grpc::SslCredentials(ssl), args);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::GetPatchRequest req;
+    v1::Patch resp;
+    return v1::Patchgate::NewStub(channel)->GetPatch(&ctx, req, &resp).error_code() ==
+           grpc::StatusCode::UNAUTHENTICATED;
+  };
+  EXPECT_TRUE(handshakes(pair->certPem));
+  auto renewed = generateSelfSigned("localhost");
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_FALSE(handshakes(renewed->certPem)) << "trusted a certificate it does not serve yet";
+  write(*renewed);
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    served = handshakes(renewed->certPem);
+  }
+  EXPECT_TRUE(served) << "the renewed certificate was not served within 10 s";
+  EXPECT_FALSE(handshakes(pair->certPem)) << "still serving the old certificate";
+  stop.request_stop();
+  runner.join();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(GrpcServer, NeedsACertificateAndKey) {
