@@ -180,8 +180,15 @@ JSON
 }
 attempt admitted "create the rollback point's Secret snapshot $PROD/web-pg-1-secrets" \
   create -f - <<<"$(snapshot web-pg-1-secrets web-pg-1)"
-attempt admitted "change production Secret $PROD/web-secret (a Patch's spec.change.config)" \
-  patch secret web-secret -n "$PROD" --type=merge -p '{"data":{"PASSWORD":"dHdv"}}'
+attempt admitted "change production Secret $PROD/web-secret stamped $UID1/Promote (a Patch's spec.change.config)" \
+  patch secret web-secret -n "$PROD" --type=merge \
+  -p "{\"metadata\":{\"annotations\":{\"patchgate.dev/last-write\":\"$UID1/Promote\"}},\"data\":{\"PASSWORD\":\"dHdv\"}}"
+attempt admitted "repeat that write after a crash (same stamp, same content)" \
+  patch secret web-secret -n "$PROD" --type=merge \
+  -p "{\"metadata\":{\"annotations\":{\"patchgate.dev/last-write\":\"$UID1/Promote\"}},\"data\":{\"PASSWORD\":\"dHdv\"}}"
+attempt admitted "restore it in a rollback: JSON-patch stamped $UID1/Rollback" \
+  patch secret web-secret -n "$PROD" --type=json \
+  -p "[{\"op\":\"add\",\"path\":\"/data\",\"value\":{\"PASSWORD\":\"b25l\"}},{\"op\":\"add\",\"path\":\"/metadata/annotations/patchgate.dev~1last-write\",\"value\":\"$UID1/Rollback\"}]"
 attempt admitted "promote: patch production Deployment $PROD/web stamped $UID1/Promote (strategic merge)" \
   patch deployment web -n "$PROD" -p "{\"metadata\":{\"resourceVersion\":\"$(rv)\",\"annotations\":{\"patchgate.dev/last-write\":\"$UID1/Promote\"}},\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"registry.example/web:2\"}]}}}}"
 attempt admitted "roll back: JSON-patch $PROD/web stamped $UID1/Rollback" \
@@ -215,6 +222,11 @@ attempt refused "create a Secret in default" \
   create secret generic pg-bounds-test -n default --from-literal=a=b --dry-run=server
 attempt refused "update Secret kube-system/$PROBE" \
   patch secret "$PROBE" -n kube-system --type=merge -p '{"data":{"a":"Yw=="}}' --dry-run=server
+attempt refused "change production Secret $PROD/web-secret without a stamp" \
+  patch secret web-secret -n "$PROD" --type=merge -p '{"data":{"PASSWORD":"ZXZpbA=="}}'
+attempt refused "change production Secret $PROD/web-secret under the stamp of an earlier write" \
+  patch secret web-secret -n "$PROD" --type=merge \
+  -p "{\"metadata\":{\"annotations\":{\"patchgate.dev/last-write\":\"$UID1/Rollback\"}},\"data\":{\"PASSWORD\":\"ZXZpbA==\"}}"
 attempt refused "delete production Secret $PROD/web-secret" \
   delete secret web-secret -n "$PROD" --dry-run=server
 attempt refused "create a Secret posing as a rollback snapshot, not owned by its revision" \

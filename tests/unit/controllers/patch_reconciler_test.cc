@@ -1401,8 +1401,14 @@ TEST_F(PatchReconcilerTest, AStaleSnapshotOfAnEarlierRevisionIsReplaced) {
   Json rev = client_.objects(res::kControllerRevision, "shop").at(0);
   Json snapshot = client_.object(res::kSecret, "shop", "checkout-pg-1-secrets");
   EXPECT_EQ(snapshot["metadata"]["ownerReferences"][0]["uid"], rev["metadata"]["uid"]);
+  // Each write to the production Secret says which Patch made it, and why.
+  std::string uid = jsonString(client_.object(res::kPatch, "shop", "fix"), "/metadata/uid");
+  EXPECT_EQ(jsonString(client_.object(res::kSecret, "shop", "db"), "/metadata/annotations/patchgate.dev~1last-write"),
+            uid + "/Promote");
   clock_.advance(std::chrono::seconds(121));
   reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  EXPECT_EQ(jsonString(client_.object(res::kSecret, "shop", "db"), "/metadata/annotations/patchgate.dev~1last-write"),
+            uid + "/Rollback");
   EXPECT_EQ(client_.object(res::kSecret, "shop", "db")["data"]["password"], "aHVudGVyMg==")
       << "restored from the stale snapshot";
 }

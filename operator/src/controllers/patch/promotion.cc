@@ -150,7 +150,7 @@ absl::Status PatchReconciler::putConfigBack(Pass& p) {
   if (!rev.ok()) return rev.status();
   auto configs = revisionConfigs(p, *rev);
   if (!configs.ok()) return configs.status();
-  if (auto s = restoreConfigs(p, *configs); !s.ok()) return s;
+  if (auto s = restoreConfigs(p, *configs, kActionRollback); !s.ok()) return s;
   p.status.intent.reset();
   return absl::OkStatus();
 }
@@ -180,7 +180,7 @@ absl::StatusOr<bool> PatchReconciler::targetMoved(Pass& p, const Json& read) {
 // rollbackTo Patch, which restores a revision's configs), each guarded by the
 // resourceVersion just read; one that no longer exists is skipped. Config
 // the Patch does not change is left alone: a person's edit to it is theirs.
-absl::Status PatchReconciler::restoreConfigs(Pass& p, const Json& configs) {
+absl::Status PatchReconciler::restoreConfigs(Pass& p, const Json& configs, const char* action) {
   for (const auto& c : configs) {
     if (c.value("missing", false)) continue;  // no content to restore (missingSecrets)
     const auto& rt = configType(c.value("kind", ""));
@@ -203,6 +203,15 @@ absl::Status PatchReconciler::restoreConfigs(Pass& p, const Json& configs) {
       ops.push_back({{"op", "add"}, {"path", "/binaryData"}, {"value", want["binaryData"]}});
     else if (cur->contains("binaryData"))
       ops.push_back({{"op", "remove"}, {"path", "/binaryData"}});
+    // A production Secret is written only in a request that says which
+    // Patch writes it, and why (the operator's admission policy checks it).
+    if (c.value("kind", "") == "Secret") {
+      std::string mark = absl::StrCat(p.uid, "/", action);
+      if (jsonAt(*cur, "/metadata/annotations").is_object())
+        ops.push_back({{"op", "add"}, {"path", "/metadata/annotations/patchgate.dev~1last-write"}, {"value", mark}});
+      else
+        ops.push_back({{"op", "add"}, {"path", "/metadata/annotations"}, {"value", {{v1::kAnnotationLastWrite, mark}}}});
+    }
     if (auto s = fence(); !s.ok()) return s;
     auto r = client_.patch(rt, p.ns, name, kube::PatchType::kJson, ops.dump());
     if (!r.ok() && !kube::isNotFound(r.status())) return r.status();  // a conflict is retried with backoff
@@ -445,6 +454,12 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
     for (const auto& cc : p.spec.change.config) {
       auto req = configChange(cc);
       if (!req.ok()) return req.status();
+      if (cc.kind == "Secret") {  // a merge patch (fromSecret): stamped like the workload
+        auto body = parseJson(req->body);
+        if (!body.ok()) return body.status();
+        (*body)["metadata"]["annotations"][v1::kAnnotationLastWrite] = mark;
+        req->body = body->dump();
+      }
       if (auto s = fence(); !s.ok()) return s;
       auto r = client_.patch(configType(cc.kind), p.ns, cc.name, req->type, req->body);
       if (!r.ok()) {
@@ -463,7 +478,7 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
       if (auto missing = missingSecrets(*configs); !missing.empty())
         return abandonPromotion(p, absl::StrCat("revision ", p.rollbackSourceName(), " cannot restore Secret(s) ",
                                                 absl::StrJoin(missing, ", "), ": their snapshot is gone"));
-      if (auto s = restoreConfigs(p, *configs); !s.ok()) return s;
+      if (auto s = restoreConfigs(p, *configs, kActionPromote); !s.ok()) return s;
       for (const auto& c : *configs) {
         auto digest = configDigestFor(p, c.value("kind", ""), c);
         if (!digest.ok()) return digest.status();
@@ -672,7 +687,7 @@ PatchReconciler::Step PatchReconciler::rollback(Pass& p, const std::string& caus
     restored = configs.status();
   } else {
     missing = missingSecrets(*configs);
-    restored = restoreConfigs(p, *configs);
+    restored = restoreConfigs(p, *configs, kActionRollback);
   }
   if (auto s = restored; !s.ok()) {
     if (!refusedForGood(s)) return s;

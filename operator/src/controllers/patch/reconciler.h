@@ -163,7 +163,8 @@ class PatchReconciler final : public runtime::Reconciler {
   absl::Status putConfigBack(Pass& p);
   Step retestOrGiveUp(Pass& p, const std::string& why);
   absl::StatusOr<bool> targetMoved(Pass& p, const Json& read);
-  absl::Status restoreConfigs(Pass& p, const Json& configs);
+  // `action` (Promote | Rollback) stamps the Secrets it writes.
+  absl::Status restoreConfigs(Pass& p, const Json& configs, const char* action);
   // `cause` is a bounded label for metrics; `why` the sentence for people.
   Step rollback(Pass& p, const std::string& cause, const std::string& why);
   Step verifyRollback(Pass& p);
