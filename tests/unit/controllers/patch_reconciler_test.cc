@@ -1587,7 +1587,7 @@ TEST_F(PatchReconcilerTest, AnAuthorWithoutTheRightToPatchTheTargetFailsForbidde
     bool deployments = spec["resourceAttributes"]["resource"] == "deployments";
     return Json{{"allowed", !deployments || sre}, {"reason", deployments && !sre ? "no RBAC rule" : ""}};
   });
-  createPatch("fix", {{"author", "alice"}, {"authorGroups", {"system:authenticated"}}});
+  createPatch("fix", {{"author", "alice"}});  // no groups: only the one every signed-in user has
   reconcileUntil("fix", api::v1alpha1::phase::kFailed);
   Json st = status("fix");
   const Json& validated = runtime::findCondition(st["conditions"], condition::kValidated);
@@ -1599,12 +1599,14 @@ TEST_F(PatchReconcilerTest, AnAuthorWithoutTheRightToPatchTheTargetFailsForbidde
   EXPECT_EQ(reviews[0]["resourceAttributes"]["verb"], "patch");
   EXPECT_EQ(reviews[0]["resourceAttributes"]["group"], "apps");
   EXPECT_EQ(reviews[0]["resourceAttributes"]["name"], "checkout");
+  EXPECT_EQ(reviews[0]["groups"], Json({"system:authenticated"}));
 
   // In the group that may: the same change goes ahead, and the config
   // object it changes was checked too.
   reviews.clear();
   createPatch("fix2", {{"author", "alice"}, {"authorGroups", {"sre"}}});
   reconcileUntil("fix2", api::v1alpha1::phase::kProvisioning);
+  EXPECT_EQ(reviews.at(0)["groups"], Json({"sre"}));
   bool configChecked = false;
   for (const auto& r : reviews)
     configChecked = configChecked || (r["resourceAttributes"]["resource"] == "configmaps" &&
