@@ -354,6 +354,13 @@ EOF
 # written its rules (the ACCEPT of traffic marked as allowed closes each of
 # its top-level chains). Its health port (also serving Go's pprof) listens on
 # all interfaces: kube-router has no flag for the address.
+# --service-node-port-range: kube-router lets every pod reach the node's own
+# addresses on these ports before any policy (for its own IPVS service proxy).
+# kube-proxy (iptables) sends node-port traffic on in PREROUTING (DNAT to the
+# backend pod, filtered in FORWARD like any pod traffic), so here that opening
+# would only expose the node's own listeners on 30000-32767 (the apiserver, at
+# a free port picked up to 31999, or an operator's API) to pods a policy
+# isolates. Give it ports 1-2, where nothing listens.
 real_start_kube_router() {
   kc apply -f - >/dev/null <<'EOF'
 apiVersion: rbac.authorization.k8s.io/v1
@@ -389,6 +396,7 @@ EOF
     --hostname-override="$NODE_NAME" \
     --run-firewall=true --run-router=false --run-service-proxy=false \
     --service-cluster-ip-range="$SERVICE_CIDR" \
+    --service-node-port-range=1-2 \
     --health-port="$KUBE_ROUTER_HEALTH_PORT" --metrics-port=0 \
     --v=1
 }

@@ -12,16 +12,25 @@
 #      message), and reports them through the API (patchgate-report):
 #      the copy's own Service answers; production's Service (ClusterIP) and
 #      pod (IP) and the Kubernetes API are refused; the API takes the report.
+#      Known gap, printed, not failed: kube-router filters a pod only once the
+#      API shows its IP, so the Job's first attempt, at container start, may
+#      still reach production; the Job waits (at most 10 s) for its first
+#      refusal, says how long that took, then tries everything.
 #   2. In the same environment namespace, under the operator's policies, probe
 #      pods (kubectl exec; each attempt printed) show the whole matrix:
 #      environment -> production pod and Service: refused; environment ->
 #      environment pod and Service: answered; test pod (labelled
 #      patchgate.dev/test) -> operator API: reached, unlabelled pod: refused;
+#      the same through a policy shaped as the operator writes it for an
+#      in-cluster API (--grpc-service: its namespace and pod selector, the
+#      target port), to a demo-app pod standing for the API's, reached through
+#      its Service; another pod of that namespace: refused;
 #      environment -> a kube-system pod standing in for DNS (the real-mode
 #      cluster runs no DNS): names resolve over UDP 53 (pod IP and ClusterIP),
 #      TCP 53 connects, its port 8080 is refused; environment -> the
-#      Kubernetes API and the host's resolver: refused; production ->
-#      environment pod and Service: refused.
+#      Kubernetes API, listeners on the node (below and in the NodePort range)
+#      and the host's resolver: refused; production -> environment pod and
+#      Service: refused.
 #   3. Control: the same attempts with the environment's NetworkPolicies
 #      deleted all succeed (so each "refused" above came from the enforcer,
 #      not from a broken network); put back, refusals return.
@@ -31,8 +40,10 @@
 # immediate refusal (kube-router answers a denied SYN with ICMP port
 # unreachable: "Connection refused").
 #
-# Needs root on the node's host (it checks kube-router's iptables chains) and
-# the images of hack/images.sh. Usage:
+# Needs root on the node's host (it checks kube-router's iptables chains and
+# starts listeners there), python3 there (the DNS stand-in runs the node's
+# python3 through a hostPath of / in kube-system) and the images of
+# hack/images.sh. About 50 s. Usage:
 #   KUBECONFIG=<kubeconfig> tests/e2e/security/isolation_test.sh OPERATOR_BINARY
 #   tests/integration/cluster_env.sh run pg-e2e -- tests/e2e/security/isolation_test.sh OPERATOR_BINARY
 OPERATOR=${1:?usage: $0 OPERATOR_BINARY}
@@ -43,9 +54,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 suffix=$(date +%s)-$RANDOM
 PROD=iso-prod-$suffix            # production
 DNS=iso-dns-$suffix              # the DNS stand-in's pod and Service, in kube-system
+OPS=iso-ops-$suffix              # stands for an in-cluster operator's namespace
 ENV=""                           # the environment namespace, once the operator made it
 WORK=$(mktemp -d)
 OP_PID=""
+HOST_PIDS=""                     # the host listeners of step 2
 say() { echo "[$TEST $(since "$T_START")] $*"; }
 
 cleanup() {
@@ -55,13 +68,14 @@ cleanup() {
     kill -TERM "$OP_PID" 2>/dev/null || true
     wait "$OP_PID" 2>/dev/null || true
   fi
+  for p in $HOST_PIDS; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   if ((rc != 0)) && [[ -f $WORK/operator.log ]]; then
     echo "--- operator log (tail)" >&2
     tail -30 "$WORK/operator.log" >&2
   fi
   # the Patch's finalizer needs the operator: drop it, then the namespaces
   k patch patch -n "$PROD" isolation --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
-  for n in $(k get ns -l "patchgate.dev/patch-namespace=$PROD" -o name 2>/dev/null) namespace/"$PROD"; do
+  for n in $(k get ns -l "patchgate.dev/patch-namespace=$PROD" -o name 2>/dev/null) namespace/"$PROD" namespace/"$OPS"; do
     k delete "$n" --wait=false --ignore-not-found >/dev/null 2>&1 || true
   done
   k delete pod,service -n kube-system "$DNS" --wait=false --ignore-not-found >/dev/null 2>&1 || true
@@ -91,6 +105,7 @@ done_step "node $NODE_IP; kube-router's chains in iptables; bridge-nf-call-iptab
 # `timeout 3 wget`, not `wget -T 3`: Debian's static busybox 1.35 wget segfaults with -T.
 # shellcheck disable=SC2016  # expanded in the pod
 PROBE='
+exec 2>/dev/null   # (the shell'"'"'s own "Terminated" when timeout ends a client)
 kind=$1 target=$2 name=${3:-}
 t0=$(cut -d" " -f1 /proc/uptime)
 case $kind in
@@ -122,7 +137,7 @@ verdict() {
       fi ;;
     dns)
       if [[ $rc == 0 && $out == *"Address:"*"Name:"* ]]; then
-        ANSWER="resolved $(grep -oE 'Name: *[^ ]+ Address: *[0-9.]+' <<<"$out" | head -1 | sed 's/  */ /g')"
+        ANSWER="resolved $(tr -s ' \t' '  ' <<<"$out" | grep -oE 'Name: [^ ]+ Address: [0-9.]+' | head -1)"
       elif [[ $out == *NXDOMAIN* ]]; then
         ANSWER="answered NXDOMAIN"
       fi ;;
@@ -135,6 +150,7 @@ verdict() {
   if [[ -z $ANSWER ]]; then
     if [[ $rc == 124 || $rc == 143 ]]; then REFUSAL="no answer in ${t}s"
     elif [[ $out == *"Connection refused"* || $out == *"connection refused"* ]]; then REFUSAL="connection refused after ${t}s"
+    elif [[ $out == *"deadline exceeded"* ]]; then REFUSAL="no connection in ${t}s (grpcurl: context deadline exceeded)"
     else REFUSAL="$(cut -c1-100 <<<"$out") (rc $rc, ${t}s)"
     fi
   fi
@@ -163,6 +179,11 @@ attempt() {
     [[ $ANSWER == *"$expect"* ]] || fail "$from -> $to: expected '$expect' in the answer, got: $ANSWER"
   else
     [[ -z $ANSWER ]] || fail "$from -> $to: expected a refusal, got: $ANSWER"
+    # a refusal must look like one: a connection refused (kube-router's REJECT
+    # answers ICMP port unreachable) or no answer; not, say, an HTTP error
+    # from something else on the way
+    [[ $REFUSAL == *"connection refused"* || $REFUSAL == *"no answer"* || $REFUSAL == *"deadline exceeded"* ||
+       $REFUSAL == *"timed out"* ]] || fail "$from -> $to: neither answered nor refused: $REFUSAL"
   fi
 }
 
@@ -267,11 +288,17 @@ PROD_POD=$(k get pods -n "$PROD" -l app=checkout -o jsonpath='{.items[0].status.
 PROD_SVC=$(svc_ip "$PROD" checkout)
 say "   production $PROD: checkout pod $PROD_POD:8080, Service $PROD_SVC:8080 (prod-v1); DNS stand-in kube-system/$DNS"
 
-# The API on the node's IP, at a free port (below the ephemeral range).
-for i in $(seq 50); do
-  API_PORT=$((20000 + RANDOM % 12000))
-  [[ -z $(ss -Hltn "sport = :$API_PORT") ]] && break
-done
+# free_port LOW COUNT: a free TCP port in LOW..LOW+COUNT-1
+free_port() {
+  local p i
+  for i in $(seq 50); do
+    p=$(($1 + RANDOM % $2))
+    [[ -z $(ss -Hltn "sport = :$p") ]] && { echo "$p"; return; }
+  done
+  fail "no free port in $1+$2"
+}
+# The API on the node's IP, at a free port below the kernel's ephemeral range.
+API_PORT=$(free_port 20000 12768)
 "$OPERATOR" --kubeconfig "$KUBECONFIG" --leader-election-namespace default --leader-election-id "iso-$suffix" \
   --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
   --grpc-bind-address "0.0.0.0:$API_PORT" --grpc-test-api-address "$NODE_IP:$API_PORT" \
@@ -347,6 +374,8 @@ echo "$summary" > /dev/termination-log
 echo "$summary"
 [ $fails = 0 ]
 '
+# Its author is whoever kubectl is (with the groups, which make the admin's rights).
+AUTHOR=$(k auth whoami -o jsonpath='  author: {.status.userInfo.username}{"\n"}  authorGroups: {.status.userInfo.groups}')
 k apply -f - >/dev/null <<YAML
 apiVersion: patchgate.dev/v1alpha1
 kind: Patch
@@ -356,6 +385,7 @@ spec:
   change:
     patch: |
       spec: {template: {spec: {containers: [{name: app, env: [{name: VERSION, value: env-v2}]}]}}}
+$AUTHOR
   ticket: SEC-12
   rootCause: "isolation e2e"
   description: "a copy whose test tries to leave its environment"
@@ -379,6 +409,7 @@ result=""
 for i in $(seq 240); do
   result=$(k get patch -n "$PROD" isolation -o jsonpath='{.status.tests[0].result}' 2>/dev/null || true)
   [[ $result == Passed || $result == Failed ]] && break
+  [[ $(k get patch -n "$PROD" isolation -o jsonpath='{.status.phase}') == Failed ]] && break
   kill -0 "$OP_PID" 2>/dev/null || fail "the operator exited: $(tail -5 "$WORK/operator.log")"
   sleep 1
 done
@@ -393,6 +424,9 @@ reported=$(k get patch -n "$PROD" isolation -o jsonpath='{range .status.testRepo
 [[ $reported == *"own-service=true"* && $reported == *"production-service=true"* && $reported == *"production-pod=true"* &&
    $reported == *"kubernetes-api=true"* ]] || fail "the API did not record the Job's report: '$reported'"
 say "   Patch status: test Passed ($message); reported through the API: $reported"
+if [[ $message == *"at start: answered"* ]]; then
+  say "   known gap: at container start the test pod still reached production: kube-router filters a pod only once the API shows its IP ($(k logs -n "$ENV" "job/$job" | sed -n 's/.*(refused \(.*\) after container start).*/refused \1 after its start/p'))"
+fi
 for p in patchgate-isolation patchgate-test-api; do
   k get networkpolicy -n "$ENV" "$p" -o json >"$WORK/$p.json" || fail "no NetworkPolicy $p in $ENV"
 done
@@ -421,8 +455,33 @@ spec:
   selector: {app: prod-web}
   ports: [{port: 8080, targetPort: 8080}]
 YAML
-for p in env-web env-plain env-tester; do
-  wait_or_fail "pod $ENV/$p Ready" -n "$ENV" "pod/$p" --for=condition=Ready --timeout=120s
+# An in-cluster operator's API, simulated: a demo-app pod behind a Service
+# (port 9443 -> 8080) in a namespace of its own, and the policy the operator
+# writes for --grpc-service (test_api.cc: the Service's namespace and selector,
+# its target port), beside the operator's own for this host-run operator.
+k create namespace "$OPS" >/dev/null
+run_pod "$OPS" api web "{app: patchgate-api}" in-cluster-api
+run_pod "$OPS" other web "{app: other}" ops-other
+k apply -n "$OPS" -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: patchgate-api}
+spec:
+  selector: {app: patchgate-api}
+  ports: [{name: grpc, port: 9443, targetPort: 8080}]
+YAML
+cat >"$WORK/patchgate-test-api-service.json" <<JSON
+{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+ "metadata": {"name": "patchgate-test-api-service", "namespace": "$ENV"},
+ "spec": {"podSelector": {"matchExpressions": [{"key": "patchgate.dev/test", "operator": "Exists"}]},
+          "policyTypes": ["Egress"],
+          "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "$OPS"}},
+                              "podSelector": {"matchLabels": {"app": "patchgate-api"}}}],
+                      "ports": [{"protocol": "TCP", "port": 8080}]}]}}
+JSON
+k apply -f "$WORK/patchgate-test-api-service.json" >/dev/null
+for p in "$ENV/env-web" "$ENV/env-plain" "$ENV/env-tester" "$OPS/api" "$OPS/other"; do
+  wait_or_fail "pod $p Ready" -n "${p%%/*}" "pod/${p#*/}" --for=condition=Ready --timeout=120s
 done
 ENV_WEB=$(pod_ip "$ENV" env-web):8080 ENV_WEB_SVC=$(svc_ip "$ENV" env-web):8080
 ENV_COPY_SVC=$(svc_ip "$ENV" checkout):8080
@@ -430,29 +489,56 @@ PROD_WEB=$(pod_ip "$PROD" prod-web):8080 PROD_WEB_SVC=$(svc_ip "$PROD" prod-web)
 DNS_POD=$(pod_ip kube-system "$DNS") DNS_SVC=$(svc_ip kube-system "$DNS")
 KAPI=$(svc_ip default kubernetes):443
 HOST_DNS=$(awk '/^nameserver/ {print $2; exit}' /etc/resolv.conf)
-# Wait until kube-router has the probe pods (a refusal from env-plain to production).
-for i in $(seq 50); do
-  raw=$(k exec -n "$ENV" env-plain -- sh -c "$PROBE" probe http "$PROD_WEB" 2>&1 || true)
-  verdict http "$raw"; [[ -z $ANSWER ]] && break; sleep 0.2
+OPS_API_SVC=$(svc_ip "$OPS" patchgate-api):9443 OPS_OTHER=$(pod_ip "$OPS" other):8080
+# Two listeners on the node itself (like the operator's API, not pods): one at
+# a port below the NodePort range, one in it.
+mkdir -p "$WORK/host-low" "$WORK/host-nodeport"
+echo host-low >"$WORK/host-low/version"
+echo host-nodeport >"$WORK/host-nodeport/version"
+HOST_LOW=$NODE_IP:$(free_port 20000 10000) HOST_NP=$NODE_IP:$(free_port 30000 2768)
+for h in "low:$HOST_LOW" "nodeport:$HOST_NP"; do
+  addr=${h#*:}
+  python3 -m http.server --bind "${addr%:*}" --directory "$WORK/host-${h%%:*}" "${addr##*:}" >/dev/null 2>&1 &
+  HOST_PIDS+=" $!"
 done
+# Until kube-router has programmed the probe pods (their IPs came after the
+# policies), a refusal is not yet sure: wait for one from each (at most 10 s).
+wait_enforced() { # NS POD TARGET
+  local i raw
+  for i in $(seq 50); do
+    raw=$(k exec -n "$1" "$2" -- sh -c "$PROBE" probe http "$3" 2>&1 || true)
+    verdict http "$raw"; [[ -z $ANSWER ]] && return 0; sleep 0.2
+  done
+  fail "$1/$2 still reaches $3 after 10 s: is kube-router running? (hack/cluster status)"
+}
+wait_enforced "$ENV" env-plain "$PROD_WEB"
+wait_enforced "$ENV" env-tester "$PROD_WEB"
+wait_enforced "$PROD" prod-client "$ENV_WEB"
 
 matrix() { # policies: on|off
   local DP=refused   # what a connection the policies deny does: refused, or answered without them
   [[ $1 == off ]] && DP=answered
   attempt "$DP" "environment pod" "$ENV" env-plain "production pod prod-web $PROD_WEB" http "$PROD_WEB" "" prod-web
   attempt "$DP" "environment pod" "$ENV" env-plain "production Service prod-web $PROD_WEB_SVC" http "$PROD_WEB_SVC" "" prod-web
-  attempt "$DP" "environment pod" "$ENV" env-plain "production Service checkout $PROD_SVC:8080" http "$PROD_SVC:8080" "" prod-v1
-  attempt "$DP" "test pod" "$ENV" env-tester "production pod checkout $PROD_POD:8080" http "$PROD_POD:8080" "" prod-v1
+  attempt "$DP" "test pod" "$ENV" env-tester "production pod prod-web $PROD_WEB" http "$PROD_WEB" "" prod-web
+  attempt "$DP" "test pod" "$ENV" env-tester "production Service prod-web $PROD_WEB_SVC" http "$PROD_WEB_SVC" "" prod-web
   attempt answered "environment pod" "$ENV" env-plain "environment pod env-web $ENV_WEB" http "$ENV_WEB" "" env-web
   attempt answered "environment pod" "$ENV" env-plain "environment Service env-web $ENV_WEB_SVC" http "$ENV_WEB_SVC" "" env-web
   attempt answered "test pod" "$ENV" env-tester "environment Service checkout (the copy) $ENV_COPY_SVC" http "$ENV_COPY_SVC" "" env-v2
   attempt answered "test pod (patchgate.dev/test)" "$ENV" env-tester "operator API $API" grpc "$API" "" "TLS + gRPC"
   attempt "$DP" "environment pod (no test label)" "$ENV" env-plain "operator API $API" grpc "$API" "" "TLS + gRPC"
+  attempt answered "test pod (patchgate.dev/test)" "$ENV" env-tester "in-cluster API Service $OPS/patchgate-api $OPS_API_SVC" http "$OPS_API_SVC" "" in-cluster-api
+  attempt "$DP" "environment pod (no test label)" "$ENV" env-plain "in-cluster API Service $OPS/patchgate-api $OPS_API_SVC" http "$OPS_API_SVC" "" in-cluster-api
+  attempt "$DP" "test pod (patchgate.dev/test)" "$ENV" env-tester "another pod of $OPS $OPS_OTHER" http "$OPS_OTHER" "" ops-other
   attempt answered "environment pod" "$ENV" env-plain "kube-system DNS stand-in pod $DNS_POD:53/udp (svc.patchgate.test)" dns "$DNS_POD" svc.patchgate.test 10.53.53.53
   attempt answered "environment pod" "$ENV" env-plain "kube-system DNS stand-in Service $DNS_SVC:53/udp (svc.patchgate.test)" dns "$DNS_SVC" svc.patchgate.test 10.53.53.53
   attempt answered "environment pod" "$ENV" env-plain "kube-system DNS stand-in pod $DNS_POD:53/tcp" tcp "$DNS_POD:53" "" connected
   attempt "$DP" "environment pod" "$ENV" env-plain "kube-system DNS stand-in pod $DNS_POD:8080 (not DNS)" tcp "$DNS_POD:8080" "" connected
   attempt "$DP" "environment pod" "$ENV" env-plain "Kubernetes API $KAPI" tcp "$KAPI" "" connected
+  attempt "$DP" "environment pod" "$ENV" env-plain "a listener on the node $HOST_LOW" http "$HOST_LOW" "" host-low
+  # (kube-router's default would let pods reach the node's own NodePort range,
+  # 30000-32767, before any policy: hack/lib/real-node.sh closes that)
+  attempt "$DP" "environment pod" "$ENV" env-plain "a listener on the node in the NodePort range $HOST_NP" http "$HOST_NP" "" host-nodeport
   attempt "$DP" "production pod" "$PROD" prod-client "environment pod env-web $ENV_WEB" http "$ENV_WEB" "" env-web
   attempt "$DP" "production pod" "$PROD" prod-client "environment Service env-web $ENV_WEB_SVC" http "$ENV_WEB_SVC" "" env-web
   attempt "$DP" "production pod" "$PROD" prod-client "environment Service checkout (the copy) $ENV_COPY_SVC" http "$ENV_COPY_SVC" "" env-v2
@@ -469,7 +555,7 @@ done_step "$ATTEMPTS attempts as the policies say"
 
 # --- 3. control: the same without the policies, then with them again --------------------
 step "3. control: the environment's NetworkPolicies deleted, the same attempts all succeed"
-k delete networkpolicy -n "$ENV" patchgate-isolation patchgate-test-api >/dev/null
+k delete networkpolicy -n "$ENV" patchgate-isolation patchgate-test-api patchgate-test-api-service >/dev/null
 ATTEMPTS=0
 matrix off
 # Whether the sandbox's resolver answers pods at all is this machine's
@@ -485,16 +571,17 @@ for p in patchgate-isolation patchgate-test-api; do
   python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); m=o["metadata"]; o["metadata"]={k: m[k] for k in ("name","namespace","labels") if k in m}; o.pop("status",None); print(json.dumps(o))' \
     "$WORK/$p.json" | k apply -f - >/dev/null
 done
+k apply -f "$WORK/patchgate-test-api-service.json" >/dev/null
 ATTEMPTS=0
-for i in $(seq 50); do
-  raw=$(k exec -n "$ENV" env-plain -- sh -c "$PROBE" probe http "$PROD_WEB" 2>&1 || true)
-  verdict http "$raw"; [[ -z $ANSWER ]] && break; sleep 0.2
-done
-attempt refused "environment pod" "$ENV" env-plain "production Service checkout $PROD_SVC:8080" http "$PROD_SVC:8080"
+wait_enforced "$ENV" env-plain "$PROD_WEB"
+wait_enforced "$PROD" prod-client "$ENV_WEB"
+attempt refused "environment pod" "$ENV" env-plain "production Service prod-web $PROD_WEB_SVC" http "$PROD_WEB_SVC"
 attempt refused "environment pod" "$ENV" env-plain "production pod prod-web $PROD_WEB" http "$PROD_WEB"
 attempt refused "production pod" "$PROD" prod-client "environment pod env-web $ENV_WEB" http "$ENV_WEB"
 attempt answered "test pod (patchgate.dev/test)" "$ENV" env-tester "operator API $API" grpc "$API" "" "TLS + gRPC"
 attempt refused "environment pod (no test label)" "$ENV" env-plain "operator API $API" grpc "$API"
+attempt answered "test pod (patchgate.dev/test)" "$ENV" env-tester "in-cluster API Service $OPS/patchgate-api $OPS_API_SVC" http "$OPS_API_SVC" "" in-cluster-api
+attempt refused "environment pod (no test label)" "$ENV" env-plain "in-cluster API Service $OPS/patchgate-api $OPS_API_SVC" http "$OPS_API_SVC"
 done_step "refused again"
 
 echo "PASS [$TEST] in $(since "$T_START")"
