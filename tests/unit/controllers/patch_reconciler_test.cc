@@ -1664,8 +1664,11 @@ TEST_F(PatchReconcilerTest, EnvironmentLimitsComeFromThePolicy) {
   EXPECT_EQ(hard["limits.memory"], "256Mi");
   EXPECT_EQ(hard["requests.ephemeral-storage"], "1Gi");
   Json limits = client_.object(res::kLimitRange, env, "patchgate-environment")["spec"]["limits"][0];
-  EXPECT_EQ(limits["default"]["cpu"], "500m");
-  EXPECT_EQ(limits["default"]["memory"], "256Mi") << "capped by the quota";
+  // Containers that declare nothing get a small request and may use up to
+  // the quota; one that asks for more than the small default is not refused.
+  EXPECT_EQ(limits["defaultRequest"]["cpu"], "50m");
+  EXPECT_EQ(limits["default"]["cpu"], "2");
+  EXPECT_EQ(limits["default"]["memory"], "256Mi");
   EXPECT_EQ(limits["max"]["cpu"], "2");
 }
 
@@ -1676,9 +1679,29 @@ TEST_F(PatchReconcilerTest, AnUnreadablePolicyHoldsThePatch) {
   createPatch("fix");
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(reconcile("fix").ok());
   Json st = status("fix");
-  EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kValidated)["reason"], reason::kPolicyInvalid);
+  EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kPolicyReady)["reason"], reason::kPolicyInvalid);
   EXPECT_NE(st.value("message", "").find("shop/broken"), std::string::npos) << st.dump(2);
   EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+  client_.erase(res::kPatchPolicy, "shop", "broken");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  EXPECT_TRUE(runtime::findCondition(status("fix")["conditions"], condition::kPolicyReady).is_null())
+      << "the condition goes with the broken policy";
+}
+
+// Once production may be written, a broken policy must not stall the Patch:
+// its verification and rollback go on, and validation is not redone.
+TEST_F(PatchReconcilerTest, ABrokenPolicyNeverStallsAPromotionOrItsRollback) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  seedPolicy(client_, "shop", "broken",
+             Json::parse(R"({"changeWindows": [{"start": "09:00", "end": "17:00", "timeZone": "Mars/Olympus"}]})"));
+  clock_.advance(std::chrono::seconds(121));  // never healthy: verification times out
+  reconcileUntil("fix", api::v1alpha1::phase::kRollingBack);
+  markHealthy(res::kDeployment, "shop", "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kRolledBack);
+  Json st = status("fix");
+  EXPECT_TRUE(runtime::findCondition(st["conditions"], condition::kPolicyReady).is_null()) << st.dump(2);
+  EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kValidated)["status"], "True");
 }
 
 // A Secret's new values come from another Secret: never in the Patch, and
@@ -1706,6 +1729,27 @@ TEST_F(PatchReconcilerTest, AMissingSecretSourceFailsValidation) {
   reconcileUntil("fix", api::v1alpha1::phase::kFailed);
   EXPECT_NE(status("fix").value("message", "").find("no-such-secret"), std::string::npos);
   EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+}
+
+// A rollback to a recorded revision puts its ConfigMaps and Secrets back too:
+// its author must be allowed to change them (a rotated credential could
+// otherwise come back through a rollback).
+TEST_F(PatchReconcilerTest, ARollbackToARevisionChecksTheRightToRestoreItsConfig) {
+  createPatch("fix");
+  driveToVerifying("fix");
+  bakeToSuccess("fix");
+  client_.setAccessReviewer([](const Json& spec) {
+    bool configmaps = spec["resourceAttributes"]["resource"] == "configmaps";
+    return Json{{"allowed", !configmaps}};
+  });
+  createPatch("undo", {{"author", "alice"},
+                       {"change", {{"patch", nullptr}, {"config", nullptr}, {"rollbackTo", {{"revision", 1}}}}},
+                       {"tests", nullptr}});
+  reconcileUntil("undo", api::v1alpha1::phase::kFailed);
+  Json st = status("undo");
+  EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kValidated)["reason"], reason::kForbidden) << st.dump(2);
+  EXPECT_NE(st.value("message", "").find("patch ConfigMap/checkout-config"), std::string::npos) << st.dump(2);
+  EXPECT_NE(st.value("message", "").find("the rollback would restore it"), std::string::npos);
 }
 
 }  // namespace

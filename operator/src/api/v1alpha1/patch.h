@@ -68,6 +68,7 @@ struct ConfigChange {
   // Secrets only: the Secret (same namespace) whose data keys the change
   // sets, so that no Secret value is ever written in a Patch.
   std::string fromSecret;
+  std::string fromSecretVersion;  // its resourceVersion, set with `patch` by the controller
 };
 
 struct Change {

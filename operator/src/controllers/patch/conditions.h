@@ -16,6 +16,7 @@ inline constexpr char kPromoted[] = "Promoted";
 inline constexpr char kVerified[] = "Verified";
 inline constexpr char kRolledBack[] = "RolledBack";
 inline constexpr char kScheduled[] = "Scheduled";  // inside a change window, no freeze (PatchPolicy)
+inline constexpr char kPolicyReady[] = "PolicyReady";  // present (False) only while a PatchPolicy cannot be read
 }  // namespace condition
 
 // Reasons: used for conditions and, where they mark a step, as event reasons.

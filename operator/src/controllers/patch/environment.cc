@@ -92,17 +92,19 @@ Json environmentQuota(const v1::PolicyEnvironment& limits, const Json& labels) {
 
 Json environmentLimitRange(const v1::PolicyEnvironment& limits, const Json& labels) {
   // With a quota on a resource, the API server refuses pods that do not
-  // declare it: containers that declare nothing get these, capped by the quota.
+  // declare it: containers that declare nothing get a small request and a
+  // limit of the whole quota (a default limit below a container's own
+  // request would get its pod refused).
   Json def = Json::object(), req = Json::object(), max = Json::object();
-  auto add = [&](const char* res, const std::string& quota, const char* limit, const char* request) {
+  auto add = [&](const char* res, const std::string& quota, const char* request) {
     if (quota.empty()) return;
-    def[res] = smaller(limit, quota);
+    def[res] = quota;
     req[res] = smaller(request, quota);
     max[res] = quota;
   };
-  add("cpu", limits.cpu, "500m", "50m");
-  add("memory", limits.memory, "512Mi", "64Mi");
-  add("ephemeral-storage", limits.storage, "1Gi", "64Mi");
+  add("cpu", limits.cpu, "50m");
+  add("memory", limits.memory, "64Mi");
+  add("ephemeral-storage", limits.storage, "64Mi");
   if (def.empty()) return nullptr;
   return {{"apiVersion", "v1"}, {"kind", "LimitRange"},
           {"metadata", {{"name", "patchgate-environment"}, {"labels", labels}}},

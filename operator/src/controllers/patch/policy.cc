@@ -13,7 +13,7 @@ namespace patchgate::controllers::patch {
 namespace v1 = api::v1alpha1;
 using runtime::Action;
 
-PatchReconciler::Step PatchReconciler::applyPolicies(Pass& p) {
+PatchReconciler::Step PatchReconciler::applyPolicies(Pass& p, bool lenient) {
   std::vector<std::string> namespaces = {p.ns};
   if (!options_.clusterPolicyNamespace.empty() && options_.clusterPolicyNamespace != p.ns)
     namespaces.push_back(options_.clusterPolicyNamespace);
@@ -24,21 +24,27 @@ PatchReconciler::Step PatchReconciler::applyPolicies(Pass& p) {
       // Fail closed: a Patch never moves on without the policies that apply.
       // (NotFound: the CRD is not installed, so no policy can exist.)
       if (kube::isNotFound(list.status())) continue;
+      if (lenient) return std::nullopt;
       return list.status();
     }
     for (const auto& item : (*list)["items"]) {
       auto parsed = v1::parsePolicy(item);
       if (!parsed.ok()) {
         std::string msg = absl::StrCat("PatchPolicy ", ns, "/", jsonString(item, "/metadata/name"),
-                                       " cannot be applied: ", parsed.status().message(),
-                                       "; this patch waits until it is fixed");
-        setCondition(p, condition::kValidated, false, reason::kPolicyInvalid, msg);
-        p.status.message = msg;
+                                       " cannot be applied: ", parsed.status().message());
+        if (lenient) {
+          p.ctx.log.warn("policy skipped", {{"error", msg}});
+          continue;
+        }
+        setCondition(p, condition::kPolicyReady, false, reason::kPolicyInvalid,
+                     absl::StrCat(msg, "; this patch waits until it is fixed"));
+        p.status.message = absl::StrCat(msg, "; this patch waits until it is fixed");
         return Action::requeue(std::chrono::seconds(30));
       }
       policies.push_back(std::move(*parsed));
     }
   }
+  v1::removeCondition(p.status.conditions, condition::kPolicyReady);
   v1::PolicyStatus ps;
   if (!policies.empty()) {
     p.policy = v1::mergePolicies(policies);
@@ -49,7 +55,7 @@ PatchReconciler::Step PatchReconciler::applyPolicies(Pass& p) {
   }
   if (p.status.policy) ps.schedule = p.status.policy->schedule;
   if (!policies.empty() || p.status.policy) p.status.policy = std::move(ps);
-  if (p.spec.approvalRequired && p.spec.author.empty() && !v1::phase::isTerminal(p.phase())) {
+  if (p.spec.approvalRequired && p.spec.author.empty() && !lenient) {
     std::string msg = absl::StrCat("policy ", p.policy.source,
                                    " requires approval, so the patch must name its author (spec.author; ",
                                    "`patchctl create` fills it in), who then cannot approve it");
@@ -61,12 +67,15 @@ PatchReconciler::Step PatchReconciler::applyPolicies(Pass& p) {
 }
 
 PatchReconciler::Step PatchReconciler::resolveSecretSources(Pass& p) {
+  // Once production may have been written, nothing here may fail the Patch:
+  // its rollback must go on whatever happens to the source.
+  const bool committed = p.status.intent || p.status.promotion;
   for (auto& cc : p.spec.change.config) {
     if (cc.fromSecret.empty()) continue;
     auto src = client_.get(kube::resources::kSecret, p.ns, cc.fromSecret);
     if (!src.ok()) {
       if (!kube::isNotFound(src.status())) return src.status();
-      if (p.status.intent || p.status.promotion) continue;  // written already, or restored from the snapshot
+      if (committed) continue;  // written already, or restored from the snapshot
       std::string msg = absl::StrCat("Secret ", p.ns, "/", cc.fromSecret, " (the new values of Secret ", cc.name,
                                      ", spec.change.config[].fromSecret) not found");
       setCondition(p, condition::kValidated, false, reason::kTargetNotFound, msg);
@@ -76,8 +85,10 @@ PatchReconciler::Step PatchReconciler::resolveSecretSources(Pass& p) {
     std::string version = jsonString(*src, "/metadata/resourceVersion");
     auto pinned = p.status.secretSources.find(cc.fromSecret);
     if (pinned == p.status.secretSources.end()) {
+      if (committed) continue;
       p.status.secretSources[cc.fromSecret] = version;
-    } else if (pinned->second != version && !p.status.intent && !p.status.promotion) {
+    } else if (pinned->second != version) {
+      if (committed) continue;  // a repeated write keeps what it wrote (the digests tell a revert)
       std::string msg = absl::StrCat("Secret ", cc.fromSecret, " (the new values of Secret ", cc.name,
                                      ") changed after the patch was validated: what was tested is not what "
                                      "would be promoted; create a new Patch");
@@ -86,6 +97,7 @@ PatchReconciler::Step PatchReconciler::resolveSecretSources(Pass& p) {
     }
     Json data = src->value("data", Json::object());
     if (!data.is_object() || data.empty()) {
+      if (committed) continue;
       std::string msg = absl::StrCat("Secret ", cc.fromSecret, " (the new values of Secret ", cc.name, ") has no data");
       setCondition(p, condition::kValidated, false, reason::kChangeRejected, msg);
       fail(p, reason::kChangeRejected, msg);
@@ -93,6 +105,7 @@ PatchReconciler::Step PatchReconciler::resolveSecretSources(Pass& p) {
     }
     cc.type = "merge";
     cc.patch = Json{{"data", data}}.dump();
+    cc.fromSecretVersion = p.status.secretSources[cc.fromSecret];
   }
   return std::nullopt;
 }
@@ -105,7 +118,8 @@ struct Right {
 
 }  // namespace
 
-PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& patchedTarget) {
+PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& patchedTarget,
+                                                         const Json& restoredConfigs) {
   // Only without the admission policies, which require an author: no one to check.
   if (p.spec.author.empty()) return std::nullopt;
   std::vector<Right> rights;
@@ -117,6 +131,14 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
     if (!cc.fromSecret.empty())
       rights.push_back({"get", "", "secrets", cc.fromSecret, absl::StrCat("read Secret/", cc.fromSecret),
                         absl::StrCat("; it holds the new values of Secret ", cc.name)});
+  }
+  // A rollback to a recorded revision puts its ConfigMaps and Secrets back
+  // too (a rotated credential among them): the author must be allowed that.
+  for (const auto& c : restoredConfigs) {
+    std::string kind = c.value("kind", ""), name = c.value("name", "");
+    if ((kind != "ConfigMap" && kind != "Secret") || name.empty()) continue;
+    rights.push_back({"patch", "", configType(kind).resource, name, absl::StrCat("patch ", kind, "/", name),
+                      "; the rollback would restore it"});
   }
   if (p.spec.secrets == "copy") {
     std::set<std::string> secrets;

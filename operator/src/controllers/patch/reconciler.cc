@@ -260,8 +260,14 @@ absl::StatusOr<Action> PatchReconciler::apply(Pass& p) {
   }
   // Policies raise what the spec asks (approvals, limits, lifetimes); they
   // are read on every pass, so a freeze declared now holds a waiting Patch.
+  // Once production may have been written, or the Patch ended, they decide
+  // nothing that may hold it: a broken policy must never stall a rollback or
+  // a cleanup.
+  const bool committed = p.status.intent || p.status.promotion || p.phase() == v1::phase::kPromoting ||
+                         p.phase() == v1::phase::kVerifying || p.phase() == v1::phase::kRollingBack ||
+                         v1::phase::isTerminal(p.phase());
   if (!v1::phase::isTerminal(p.phase()) || (p.status.environment && !p.status.environment->deletedAt)) {
-    Step r = applyPolicies(p);
+    Step r = applyPolicies(p, /*lenient=*/committed);
     if (!r.ok()) return r.status();
     if (r->has_value()) return **r;
   }
@@ -325,6 +331,7 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
     return target.status();
   }
   Json revisionTemplate;
+  Json restoredConfigs = Json::array();  // a rollbackTo restores these too
   if (p.spec.change.rollbackTo) {
     kube::ListOptions lo;
     lo.labelSelector = absl::StrCat(v1::kLabelTarget, "=", p.spec.target.kind, ".", p.spec.target.name);
@@ -333,6 +340,7 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
     for (const auto& r : (*revs)["items"]) {
       if (r.value("revision", int64_t{0}) == *p.spec.change.rollbackTo) {
         revisionTemplate = jsonAt(r, "/data/template");
+        if (jsonAt(r, "/data/configs").is_array()) restoredConfigs = jsonAt(r, "/data/configs");
         p.status.rollbackSource =
             v1::RollbackSource{jsonString(r, "/metadata/name"), *p.spec.change.rollbackTo};
       }
@@ -389,7 +397,7 @@ PatchReconciler::Step PatchReconciler::validate(Pass& p) {
       return Action::await();
     }
   }
-  if (Step r = checkAuthorRights(p, *result); !r.ok() || r->has_value()) return r;
+  if (Step r = checkAuthorRights(p, *result, restoredConfigs); !r.ok() || r->has_value()) return r;
   std::string diff = describeDiff(target->value("spec", Json::object()), result->value("spec", Json::object()));
   // Config changes must apply too.
   Json configDiffs = Json::array();

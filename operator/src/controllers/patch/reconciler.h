@@ -122,10 +122,14 @@ class PatchReconciler final : public runtime::Reconciler {
   // p.spec (as a merge patch of data), pinned to the version first read.
   Step resolveSecretSources(Pass& p);
   // policy.cc: the PatchPolicies that apply, raised into p.spec (p.policy).
-  Step applyPolicies(Pass& p);
+  // `lenient` (production may be written already, or the Patch ended): a
+  // policy that cannot be read is skipped, never holds the Patch.
+  Step applyPolicies(Pass& p, bool lenient);
   // The author's own rights over what the Patch changes and copies
   // (SubjectAccessReview); nullopt when they have them.
-  Step checkAuthorRights(Pass& p, const Json& patchedTarget);
+  // `restoredConfigs`: the ConfigMaps/Secrets a rollbackTo puts back (its
+  // revision's data.configs).
+  Step checkAuthorRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs);
   // Whether an approval by `who` (in `groups`) counts ("" when it does).
   std::string approverRefusal(const Pass& p, const std::string& who,
                               const std::vector<std::string>& groups) const;

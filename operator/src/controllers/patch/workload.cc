@@ -291,8 +291,17 @@ kube::PatchType patchTypeFromName(const std::string& name) {
 std::string configChangeDigest(const api::v1alpha1::PatchSpec& spec) {
   if (spec.change.config.empty()) return "";
   Json all = Json::array();
-  for (const auto& c : spec.change.config)
+  for (const auto& c : spec.change.config) {
+    if (!c.fromSecret.empty()) {
+      // The pod template's annotation is readable by anyone who may read the
+      // workload: it names the source and its version, never a digest of
+      // the values (a weak value could be guessed offline).
+      all.push_back({{"kind", c.kind}, {"name", c.name}, {"fromSecret", c.fromSecret},
+                     {"version", c.fromSecretVersion}});
+      continue;
+    }
     all.push_back({{"kind", c.kind}, {"name", c.name}, {"type", c.type}, {"patch", c.patch}});
+  }
   return hashJson(all);
 }
 
