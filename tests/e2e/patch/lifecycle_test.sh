@@ -103,6 +103,7 @@ apiVersion: patchgate.dev/v1alpha1
 kind: Patch
 metadata: {name: undo-fix-pool, namespace: $NS}
 spec:
+$(me_as_author)
   target: {kind: Deployment, name: checkout}
   change: {rollbackTo: {revision: 1}}
   ticket: INC-4212
