@@ -56,22 +56,32 @@ absl::StatusOr<Json> getPatch(Env& env, const std::string& name) {
 }
 
 std::string identity(Env& env, absl::Status* error) {
-  auto who = env.whoAmI ? env.whoAmI() : selfSubjectReviewUser(env.client);
-  if (!who.ok()) {
-    *error = who.status();
+  if (env.whoAmI) {
+    auto who = env.whoAmI();
+    if (!who.ok()) *error = who.status();
+    return who.ok() ? *who : "";
+  }
+  auto review = selfSubjectReview(env.client);
+  if (!review.ok()) {
+    *error = review.status();
     return "";
   }
-  return *who;
+  env.reviewedGroups = review->groups;
+  return review->user;
 }
 
 // The caller's groups; none when they cannot be told (fewer groups only
 // mean fewer rights: the operator's checks fail safe).
 std::vector<std::string> identityGroups(Env& env) {
   absl::StatusOr<std::vector<std::string>> groups = std::vector<std::string>{};
-  if (env.whoAmIGroups)
+  if (env.whoAmIGroups) {
     groups = env.whoAmIGroups();
-  else if (!env.whoAmI)
-    groups = selfSubjectReviewGroups(env.client);
+  } else if (!env.whoAmI) {
+    absl::Status whoError;
+    if (!env.reviewedGroups) identity(env, &whoError);
+    if (!whoError.ok()) groups = whoError;
+    else if (env.reviewedGroups) groups = *env.reviewedGroups;
+  }
   if (!groups.ok()) {
     env.err << "note: cannot tell your groups (" << groups.status().message() << "); none recorded\n";
     return {};
@@ -422,7 +432,7 @@ int cmdCreate(const Invocation& inv, Env& env) {
 
 // ---- shared -----------------------------------------------------------------
 
-absl::StatusOr<std::string> selfSubjectReviewUser(kube::Client& client) {
+absl::StatusOr<SelfReview> selfSubjectReview(kube::Client& client) {
   Json review = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}};
   auto r = client.create(kSelfSubjectReview, "", review);
   if (!r.ok()) {
@@ -431,19 +441,18 @@ absl::StatusOr<std::string> selfSubjectReviewUser(kube::Client& client) {
           "the API server does not serve SelfSubjectReview (authentication.k8s.io/v1, Kubernetes 1.28+)");
     return r.status();
   }
-  std::string user = jsonString(*r, "/status/userInfo/username");
-  if (user.empty()) return absl::InternalError("SelfSubjectReview returned no user name");
-  return user;
+  SelfReview out;
+  out.user = jsonString(*r, "/status/userInfo/username");
+  if (out.user.empty()) return absl::InternalError("SelfSubjectReview returned no user name");
+  for (const auto& g : jsonAt(*r, "/status/userInfo/groups"))
+    if (g.is_string()) out.groups.push_back(g.get<std::string>());
+  return out;
 }
 
-absl::StatusOr<std::vector<std::string>> selfSubjectReviewGroups(kube::Client& client) {
-  Json review = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}};
-  auto r = client.create(kSelfSubjectReview, "", review);
-  if (!r.ok()) return r.status();
-  std::vector<std::string> groups;
-  for (const auto& g : jsonAt(*r, "/status/userInfo/groups"))
-    if (g.is_string()) groups.push_back(g.get<std::string>());
-  return groups;
+absl::StatusOr<std::string> selfSubjectReviewUser(kube::Client& client) {
+  auto review = selfSubjectReview(client);
+  if (!review.ok()) return review.status();
+  return review->user;
 }
 
 std::string describeError(const absl::Status& s, const std::string& server) {

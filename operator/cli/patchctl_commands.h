@@ -14,6 +14,7 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -30,10 +31,14 @@ inline constexpr char kVersion[] = "0.1.0";
 // authentication.k8s.io/v1 SelfSubjectReview (GA in Kubernetes 1.28): "who am I".
 extern const kube::ResourceType kSelfSubjectReview;
 
-// The user name the API server sees for `client`'s credentials.
+// Who the API server sees for `client`'s credentials, and their groups.
+struct SelfReview {
+  std::string user;
+  std::vector<std::string> groups;
+};
+absl::StatusOr<SelfReview> selfSubjectReview(kube::Client& client);
+// Just the user name.
 absl::StatusOr<std::string> selfSubjectReviewUser(kube::Client& client);
-// And the groups it puts them in.
-absl::StatusOr<std::vector<std::string>> selfSubjectReviewGroups(kube::Client& client);
 
 struct Env {
   kube::Client& client;
@@ -48,6 +53,9 @@ struct Env {
   // Their groups (spec.authorGroups, spec.approverGroups); defaults to a
   // SelfSubjectReview when whoAmI is unset, else none.
   std::function<absl::StatusOr<std::vector<std::string>>()> whoAmIGroups;
+  // The groups of the SelfSubjectReview that told who is asking (one review
+  // per command, however often it asks).
+  std::optional<std::vector<std::string>> reviewedGroups;
 };
 
 // Runs a parsed command that needs the cluster; returns the exit code.

@@ -12,6 +12,7 @@
 
 #include "fakes/fake_client.h"
 #include "fakes/fake_clock.h"
+#include "fakes/forwarding_client.h"
 #include "kube/errors.h"
 
 namespace patchgate::cli {
@@ -383,6 +384,54 @@ TEST(SplitYamlDocuments, OnSeparatorLines) {
   ASSERT_EQ(docs.size(), 2u);
   EXPECT_EQ(docs[0], "a: 1\n");
   EXPECT_EQ(docs[1], "b: 2\n");
+}
+
+// The API server answering SelfSubjectReviews for one user, and counting them.
+class ReviewedClient final : public testing::ForwardingClient {
+ public:
+  explicit ReviewedClient(testing::FakeClient& fake) : ForwardingClient(fake) {}
+  int reviews = 0;
+  absl::StatusOr<Json> create(const kube::ResourceType& rt, const std::string& ns, const Json& obj,
+                              const kube::WriteOptions& o) override {
+    if (rt.resource != "selfsubjectreviews") return next_.create(rt, ns, obj, o);
+    ++reviews;
+    Json out = obj;
+    out["status"] = {{"userInfo", {{"username", "dana"}, {"groups", {"sre", "system:authenticated"}}}}};
+    return out;
+  }
+};
+
+// One SelfSubjectReview tells both who is asking and their groups, however
+// many Patches a file holds.
+TEST(SelfSubjectReview, CreateAsksWhoYouAreOnceAndRecordsYourGroups) {
+  testing::FakeClock clock;
+  testing::FakeClient fake{clock};
+  ReviewedClient client(fake);
+  std::ostringstream out, err;
+  testing::FixedRandom random{0.1};
+  Env env{client, "shop", "https://api:6443", out, err, clock, random, nullptr};
+  std::string file = ::testing::TempDir() + "/two-patches.yaml";
+  std::ofstream(file) << R"(apiVersion: patchgate.dev/v1alpha1
+kind: Patch
+metadata: {name: one}
+spec: {target: {kind: Deployment, name: checkout}, change: {image: "app=x:2"}, ticket: INC-1, rootCause: why,
+       tests: [{name: smoke, image: t, command: ["true"]}]}
+---
+apiVersion: patchgate.dev/v1alpha1
+kind: Patch
+metadata: {name: two}
+spec: {target: {kind: Deployment, name: checkout}, change: {image: "app=x:3"}, ticket: INC-1, rootCause: why,
+       tests: [{name: smoke, image: t, command: ["true"]}]}
+)";
+  auto inv = parseArgs({"create", "-f", file});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(run(*inv, env), kExitOk) << err.str();
+  EXPECT_EQ(client.reviews, 1);
+  for (const char* name : {"one", "two"}) {
+    Json stored = fake.object(kPatch, "shop", name);
+    EXPECT_EQ(jsonString(stored, "/spec/author"), "dana");
+    EXPECT_EQ(stored["spec"]["authorGroups"], Json({"sre", "system:authenticated"}));
+  }
 }
 
 TEST(SelfSubjectReview, ReadsTheUserName) {
