@@ -93,9 +93,14 @@ free_port() {
 # background child is not a process-group leader, setsid execs in place: $! is
 # the component's own PID. `9>&-`: do not inherit hack/cluster's lock (fd 9),
 # or the component would hold it for its whole life.
+# Until that child has exec'd (bash forks, then execs setsid, which execs the
+# binary) its /proc/PID/exe is bash or setsid, and proc_is_ours would read a
+# component that is still starting as one that has exited. On a loaded machine
+# that window is long enough for a caller's first check to land in it, so wait
+# here (up to 10 s) until the PID runs the binary or is gone.
 start_proc() { # name binary args...
   local name=$1; shift
-  local exe
+  local exe i
   exe=$(readlink -f "$1")
   mkdir -p "$DIR/pids" "$DIR/logs"
   echo "### $(date -Is) $*" >> "$DIR/logs/$name.log"
@@ -103,6 +108,14 @@ start_proc() { # name binary args...
   local pid=$!
   echo "$pid" > "$DIR/pids/$name.pid"
   echo "$exe" > "$DIR/pids/$name.exe"
+  for ((i = 0; i < 200; i++)); do
+    [[ -d /proc/$pid ]] || return 0
+    [[ $(readlink -f "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] && return 0
+    # exited already (a zombie until the shell reaps it): callers see it gone
+    [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && return 0
+    sleep 0.05
+  done
+  log "warning: $name (pid $pid) has not started $exe after 10s"
 }
 
 # True if pids/<name>.pid names a live process that is still the command we
