@@ -58,14 +58,14 @@ ADMITTED=0 REFUSED=0 EARLIER=0
 attempt() {
   local want=$1 what=$2; shift 2
   local out rc=0 by msg
-  out=$(k --as="$SA_USER" "$@" 2>&1) || rc=$?
+  out=$(k --as="${AS_USER:-$SA_USER}" "$@" 2>&1) || rc=$?
   if ((rc == 0)); then
     say "attempt: $what -> admitted"
     [[ $want == admitted ]] || fail "the operator was allowed to $what: $out"
     ADMITTED=$((ADMITTED + 1))
     return 0
   fi
-  by=$(sed -n "s/.*ValidatingAdmissionPolicy '\\($FULL-operator-[a-z]*\\)'.*/\\1/p" <<<"$out" | head -1)
+  by=$(sed -n "s/.*ValidatingAdmissionPolicy '\\($FULL-[a-z-]*\\)'.*/\\1/p" <<<"$out" | head -1)
   msg=$(sed -n 's/.*denied request: //p' <<<"$out" | head -1)
   if [[ -z $by && -n ${ALSO_REFUSED_BY:-} && $out == *"$ALSO_REFUSED_BY"* ]]; then
     by="the API server, before any policy"
@@ -80,8 +80,8 @@ attempt() {
 
 say "1. deploy/patchgate.yaml binds the policies to the operator's ServiceAccount"
 n=$(grep -c "request.userInfo.username == 'system:serviceaccount:patchgate-system:patchgate'" "$REPO/deploy/patchgate.yaml" || true)
-[[ $n == 3 ]] || fail "deploy/patchgate.yaml: expected 3 policies bound to system:serviceaccount:patchgate-system:patchgate, found $n (run hack/render-deploy.sh)"
-say "   ok: 3 policies (namespaces, secrets, workloads) in deploy/patchgate.yaml"
+[[ $n == 4 ]] || fail "deploy/patchgate.yaml: expected 4 policies naming system:serviceaccount:patchgate-system:patchgate, found $n (run hack/render-deploy.sh)"
+say "   ok: 3 policies bound to it (namespaces, secrets, workloads) and 1 that lets only it write Patch status, in deploy/patchgate.yaml"
 
 say "2. the chart's ServiceAccount, RBAC and bound policies, as release $RELEASE in $NS"
 k delete clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding \
@@ -91,12 +91,12 @@ k create namespace "$PROD" >/dev/null
 h template "$RELEASE" "$CHART" -n "$NS" --kube-version "$KVER" --set admissionPolicies.install=false \
   --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
   --show-only templates/admission-policies.yaml >"$WORK/render.yaml"
-[[ $(grep -c '^kind: ValidatingAdmissionPolicy$' "$WORK/render.yaml") == 3 ]] || fail "the chart renders no 3 bound policies"
+[[ $(grep -c '^kind: ValidatingAdmissionPolicy$' "$WORK/render.yaml") == 4 ]] || fail "the chart renders no 4 policies (3 bound, 1 on Patch status)"
 grep -q "request.userInfo.username == '$SA_USER'" "$WORK/render.yaml" || fail "the policies are not bound to $SA_USER"
 k apply --server-side --field-manager=operator-bounds-test -f "$WORK/render.yaml" >/dev/null
-for p in namespaces secrets workloads; do
-  warn=$(k get validatingadmissionpolicy "$FULL-operator-$p" -o jsonpath='{.status.typeChecking.expressionWarnings}')
-  [[ -z $warn ]] || fail "policy $FULL-operator-$p: type-checking warnings: $warn"
+for p in operator-namespaces operator-secrets operator-workloads patch-status; do
+  warn=$(k get validatingadmissionpolicy "$FULL-$p" -o jsonpath='{.status.typeChecking.expressionWarnings}')
+  [[ -z $warn ]] || fail "policy $FULL-$p: type-checking warnings: $warn"
 done
 # Until the API server's policy informer has them, requests pass unchecked:
 # wait until one refusal of each policy is seen (dry runs, nothing written).
@@ -260,4 +260,44 @@ rbac=$(k auth can-i --as="$SA_USER" delete secrets -n "$PROD" 2>/dev/null || tru
 k create clusterrolebinding "$ADMIN_BINDING" --clusterrole=cluster-admin --serviceaccount="$NS:$FULL" >/dev/null
 attempt admitted "delete the stale rollback snapshot $PROD/web-pg-1-secrets (cluster-admin: $can; chart RBAC alone: $rbac)" \
   delete secret web-pg-1-secrets -n "$PROD" --dry-run=server
+say "6. the status of a Patch is written by the operator alone"
+# Mallory may do anything with patchgate.dev objects in $PROD (a wildcard Role,
+# as namespace admins often get): still, she may not write a Patch's status,
+# where the lifecycle keeps its phase, tests, promotion and approvals.
+k apply -f "$REPO/crds/patchgate.dev_patches.yaml" >/dev/null
+k wait --for condition=Established --timeout=60s crd/patches.patchgate.dev >/dev/null
+k create role -n "$PROD" patchgate-everything --verb='*' --resource='*.patchgate.dev' >/dev/null
+k create rolebinding -n "$PROD" mallory-everything --role=patchgate-everything --user=mallory >/dev/null
+k apply -n "$PROD" -f - >/dev/null <<YAML
+apiVersion: patchgate.dev/v1alpha1
+kind: Patch
+metadata: {name: fix-web}
+spec:
+  author: $(k auth whoami -o jsonpath='{.status.userInfo.username}')
+  ticket: OPS-1
+  rootCause: a bounds test
+  target: {kind: Deployment, name: web}
+  change: {type: strategic, patch: '{"spec":{"minReadySeconds":1}}'}
+  tests: [{name: smoke, image: registry.example/test:1}]
+YAML
+for i in $(seq 60); do   # the Patch CRD is new: wait until the policy refuses its status writes
+  out=$(k --as=mallory patch patch fix-web -n "$PROD" --subresource=status --type=merge \
+    -p '{"status":{"phase":"AwaitingApproval"}}' --dry-run=server 2>&1 || true)
+  [[ $out == *"'$FULL-patch-status'"* ]] && break
+  ((i < 60)) || fail "the patch-status policy is not enforced after 30 s: $out"
+  sleep 0.5
+done
+[[ $(k auth can-i --as=mallory patch patches/status -n "$PROD" 2>/dev/null) == yes ]] || fail "RBAC should allow mallory"
+AS_USER=mallory attempt refused "mallory (every right on patchgate.dev in $PROD) marks Patch fix-web's tests passed" \
+  patch patch fix-web -n "$PROD" --subresource=status --type=merge \
+  -p '{"status":{"phase":"AwaitingApproval","conditions":[{"type":"Tested","status":"True","reason":"TestsPassed","message":"forged","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}'
+AS_USER=mallory attempt refused "mallory clears status.retestedAt so that approvals of an older base count again" \
+  patch patch fix-web -n "$PROD" --subresource=status --type=merge -p '{"status":{"retestedAt":null}}'
+AS_USER=admin-by-hand attempt refused "an admin (system:masters) sets its phase by hand" patch patch fix-web -n "$PROD" \
+  --subresource=status --type=merge -p '{"status":{"phase":"Succeeded"}}' --as-group=system:masters
+attempt admitted "the operator writes it" patch patch fix-web -n "$PROD" --subresource=status --type=merge \
+  -p '{"status":{"phase":"Pending","message":"written by the operator"}}'
+[[ $(k get patch -n "$PROD" fix-web -o jsonpath='{.status.message}') == "written by the operator" ]] ||
+  fail "the status is not the operator's: $(k get patch -n "$PROD" fix-web -o jsonpath='{.status}')"
+say "   ok: only the operator's write landed"
 say "PASS: $REFUSED forbidden writes refused ($((REFUSED - EARLIER)) by the bound policies, $EARLIER earlier by the API server); every kind of operator write admitted"
