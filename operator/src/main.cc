@@ -67,6 +67,10 @@ ABSL_FLAG(std::string, cluster_policy_namespace, "",
           "PatchPolicies in this namespace apply to Patches in every namespace (default: the operator's own; "
           "'-' for none)");
 ABSL_FLAG(std::string, watch_namespaces, "", "Comma-separated namespaces to watch (default: all)");
+ABSL_FLAG(bool, trust_unverified_identity, false,
+          "Trust spec.author and spec.approver even when patchgate's admission policies "
+          "(crds/patchgate.dev_admission-policies.yaml) are not installed; by default Patches then wait "
+          "(reason IdentityUnverified), since anyone could write any name there");
 
 namespace {
 
@@ -204,6 +208,7 @@ int main(int argc, char** argv) {
   options.workers = absl::GetFlag(FLAGS_workers);
   options.watchNamespaces = absl::GetFlag(FLAGS_watch_namespaces);
   options.identity = identity;
+  options.trustUnverifiedIdentity = absl::GetFlag(FLAGS_trust_unverified_identity);
   // Production writes are fenced by the lease (set once the elector exists;
   // without leader election there is no one to fence against).
   auto electorForFence = std::make_shared<std::atomic<runtime::LeaderElector*>>(nullptr);

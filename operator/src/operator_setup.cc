@@ -21,6 +21,7 @@ struct PatchControllerBundle {
   std::unique_ptr<runtime::EventRecorderImpl> recorder;
   std::unique_ptr<metrics::PatchMetricsImpl> patchMetrics;
   std::shared_ptr<metrics::PatchStoreCollector> storeMetrics;
+  std::shared_ptr<controllers::patch::IdentityAdmission> identity;
   std::unique_ptr<controllers::patch::PatchReconciler> reconciler;
   std::shared_ptr<runtime::Controller> controller;
 };
@@ -57,11 +58,20 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
   b->patchMetrics = std::make_unique<metrics::PatchMetricsImpl>(*metrics.registry());
   b->storeMetrics = std::make_shared<metrics::PatchStoreCollector>(b->informer->store());
   metrics.addCollectable(b->storeMetrics);
+  controllers::patch::PatchReconcilerOptions ro{.testApi = options.testApi,
+                                                .clusterPolicyNamespace = options.clusterPolicyNamespace,
+                                                .leading = options.leading};
+  if (!options.trustUnverifiedIdentity) {
+    b->identity = std::make_shared<controllers::patch::IdentityAdmission>(client, clock);
+    ro.identityCheck = [identity = b->identity](controllers::patch::IdentityClaim claim) {
+      return identity->check(claim);
+    };
+  } else {
+    log.warn("--trust-unverified-identity: spec.author and spec.approver are trusted as written; "
+             "without patchgate's admission policies anyone can claim any name");
+  }
   b->reconciler = std::make_unique<controllers::patch::PatchReconciler>(
-      client, b->informer->store(), *b->recorder, clock, b->patchMetrics.get(),
-      controllers::patch::PatchReconcilerOptions{.testApi = options.testApi,
-                                                   .clusterPolicyNamespace = options.clusterPolicyNamespace,
-                                                   .leading = options.leading});
+      client, b->informer->store(), *b->recorder, clock, b->patchMetrics.get(), std::move(ro));
   runtime::ControllerOptions co{"patch", options.workers};
   b->controller = std::make_shared<runtime::Controller>(co, *b->informer, *b->reconciler, clock,
                                                         log.withName("controller"), metrics.queue("patch"),

@@ -23,6 +23,10 @@ struct OperatorOptions {
   std::string clusterPolicyNamespace;  // PatchPolicies here apply to every namespace
   // Fencing of production writes (PatchReconcilerOptions::leading).
   std::function<bool()> leading;
+  // Trust spec.author and spec.approver without patchgate's admission
+  // policies (--trust-unverified-identity). Otherwise the operator checks
+  // that they are installed and Patches wait while they are not.
+  bool trustUnverifiedIdentity = false;
 };
 
 // Adds the informers and controllers of the operator to `manager`, with their

@@ -78,13 +78,19 @@ const ResourceType kPatch{"patchgate.dev", "v1alpha1", "patches", "Patch", true}
 const ResourceType kPatchApproval{"patchgate.dev", "v1alpha1", "patchapprovals", "PatchApproval", true};
 const ResourceType kPatchPolicy{"patchgate.dev", "v1alpha1", "patchpolicies", "PatchPolicy", true};
 const ResourceType kLimitRange{"", "v1", "limitranges", "LimitRange", true};
+const ResourceType kValidatingAdmissionPolicy{"admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+                                              "ValidatingAdmissionPolicy", false};
+const ResourceType kValidatingAdmissionPolicyBinding{"admissionregistration.k8s.io", "v1",
+                                                     "validatingadmissionpolicybindings",
+                                                     "ValidatingAdmissionPolicyBinding", false};
 
 absl::StatusOr<ResourceType> forKind(std::string_view apiVersion, std::string_view kind) {
-  static const std::array<const ResourceType*, 23> kAll = {
+  static const std::array<const ResourceType*, 25> kAll = {
       &kNamespace, &kPod, &kService, &kConfigMap, &kSecret, &kServiceAccount, &kResourceQuota,
       &kEvent, &kDeployment, &kStatefulSet, &kDaemonSet, &kReplicaSet, &kControllerRevision,
       &kJob, &kLease, &kNetworkPolicy, &kCustomResourceDefinition, &kTokenReview,
-      &kSubjectAccessReview, &kPatch, &kPatchApproval, &kPatchPolicy, &kLimitRange};
+      &kSubjectAccessReview, &kPatch, &kPatchApproval, &kPatchPolicy, &kLimitRange,
+      &kValidatingAdmissionPolicy, &kValidatingAdmissionPolicyBinding};
   for (const auto* rt : kAll) {
     if (rt->apiVersion() == apiVersion && rt->kind == kind) return *rt;
   }

@@ -34,7 +34,8 @@ namespace resources {
 extern const ResourceType kNamespace, kPod, kService, kConfigMap, kSecret, kServiceAccount,
     kEvent, kResourceQuota, kDeployment, kStatefulSet, kDaemonSet, kReplicaSet,
     kControllerRevision, kJob, kLease, kNetworkPolicy, kCustomResourceDefinition,
-    kTokenReview, kSubjectAccessReview, kPatch, kPatchApproval, kPatchPolicy, kLimitRange;
+    kTokenReview, kSubjectAccessReview, kPatch, kPatchApproval, kPatchPolicy, kLimitRange,
+    kValidatingAdmissionPolicy, kValidatingAdmissionPolicyBinding;
 
 // The ResourceType for an apiVersion/kind among the known ones.
 absl::StatusOr<ResourceType> forKind(std::string_view apiVersion, std::string_view kind);

@@ -271,6 +271,52 @@ YAML
   sleep 2
   [[ $(phase needs-approval) == AwaitingApproval ]] || fail "the patch moved on a ServiceAccount's attempt"
   say "AND a ServiceAccount cannot approve (the operator would not count it either): $(head -c 170 "$WORK/err")"
+  # Without patchgate's identity policies the API server checks no name:
+  # the operator notices and trusts none, and what was made in that gap is
+  # never trusted later.
+  say "WHEN an admin removes the bindings of patchgate's three identity policies"
+  k delete validatingadmissionpolicybinding patchgate-patch-author patchgate-approval-identity \
+    patchgate-approval-not-author >/dev/null
+  local i
+  for i in $(seq 40); do   # until the API server stops enforcing them
+    patch_yaml forged v2 "$(smoke_test v2)
+  author: alice" | k --as=bob apply --dry-run=server -f - >/dev/null 2>&1 && break
+    ((i < 40)) || fail "the API server still checks spec.author 20 s after its binding was deleted"
+    sleep 0.5
+  done
+  patch_yaml forged v2 "$(smoke_test v2)
+  author: alice" | k --as=bob apply -f - >/dev/null || fail "bob's Patch in alice's name was not admitted without the policy"
+  approval carol carol-by-alice | k --as=alice apply -f - >/dev/null || fail "alice's approval in carol's name was not admitted"
+  local cond='{.status.conditions[?(@.type=="Validated")].reason}'
+  for i in $(seq 60); do
+    [[ $(k get patch -n "$NS" forged -o jsonpath="$cond") == IdentityUnverified ]] && break
+    ((i < 60)) || fail "the operator trusted spec.author without the policy: $(k get patch -n "$NS" forged -o jsonpath='{.status}')"
+    sleep 1
+  done
+  say "THEN bob's Patch in alice's name waits, nothing created: $(k get patch -n "$NS" forged -o jsonpath='{.status.message}' | head -c 260)"
+  [[ $(phase forged) != Provisioning && $(phase forged) != Testing ]] || fail "the forged patch went ahead"
+  cond='{.status.conditions[?(@.type=="Approved")].reason}'
+  for i in $(seq 60); do
+    [[ $(k get patch -n "$NS" needs-approval -o jsonpath="$cond") == IdentityUnverified ]] && break
+    ((i < 60)) || fail "the operator counted approvals without the policies: $(k get patch -n "$NS" needs-approval -o jsonpath='{.status.conditions}')"
+    sleep 1
+  done
+  [[ $(phase needs-approval) == AwaitingApproval && $(prod_env VERSION) == v1 ]] || fail "production changed on an unchecked approval"
+  say "AND alice's approval in carol's name is not counted: $(k get patch -n "$NS" needs-approval -o jsonpath="{.status.conditions[?(@.type==\"Approved\")].message}" | head -c 200)"
+  say "WHEN the policies are installed again"
+  k apply -f "$ROOT/crds/patchgate.dev_admission-policies.yaml" >/dev/null
+  wait_phase forged 90 Failed
+  k get patch -n "$NS" forged -o jsonpath='{.status.message}' | grep -q 'create it again' ||
+    fail "unexpected message: $(k get patch -n "$NS" forged -o jsonpath='{.status.message}')"
+  [[ $(env_namespaces) == 0 ]] || fail "an environment was made for the forged patch"
+  say "THEN the Patch made in the gap never goes ahead: $(k get patch -n "$NS" forged -o jsonpath='{.status.message}' | head -c 240)"
+  for i in $(seq 60); do
+    k get patch -n "$NS" needs-approval -o jsonpath='{.status.approvals}' | grep -q 'nobody checked who gave it' && break
+    ((i < 60)) || fail "carol's approval is not shown void: $(k get patch -n "$NS" needs-approval -o jsonpath='{.status.approvals}')"
+    sleep 1
+  done
+  [[ $(phase needs-approval) == AwaitingApproval && $(prod_env VERSION) == v1 ]] || fail "the gap's approval counted"
+  say "AND the approval given in the gap stays void"
   approval bob lgtm | k --as=bob apply -f - >/dev/null
   wait_phase needs-approval 180 Succeeded Failed RolledBack
   [[ $(phase needs-approval) == Succeeded && $(prod_env VERSION) == v2 ]] || fail "bob's approval did not promote"

@@ -1614,6 +1614,157 @@ TEST_F(PatchReconcilerTest, AnAuthorWithoutTheRightToPatchTheTargetFailsForbidde
   EXPECT_TRUE(configChecked);
 }
 
+// ---- identity: trusted only while the API server checks it ---------------------
+
+void seedIdentityPolicy(FakeClient& client, const std::string& name, Json actions = Json::array({"Deny"})) {
+  client.seed(res::kValidatingAdmissionPolicy,
+              {{"apiVersion", "admissionregistration.k8s.io/v1"}, {"kind", "ValidatingAdmissionPolicy"},
+               {"metadata", {{"name", name}}}, {"spec", Json::object()}});
+  client.seed(res::kValidatingAdmissionPolicyBinding,
+              {{"apiVersion", "admissionregistration.k8s.io/v1"}, {"kind", "ValidatingAdmissionPolicyBinding"},
+               {"metadata", {{"name", name}}},
+               {"spec", {{"policyName", name}, {"validationActions", std::move(actions)}}}});
+}
+
+TEST(IdentityAdmission, NamesWhatIsMissingAndSeesItInstalledAfterItsTtl) {
+  FakeClock clock;
+  FakeClient client(clock);
+  IdentityAdmission identity(client, clock, std::chrono::seconds(30));
+  auto author = identity.check(IdentityClaim::kAuthor);
+  ASSERT_TRUE(author.ok());
+  ASSERT_EQ(author->missing.size(), 2u);  // the policy and its binding
+  EXPECT_EQ(author->missing.at(0), "the ValidatingAdmissionPolicy patchgate-patch-author is not installed");
+  EXPECT_EQ(identity.check(IdentityClaim::kApprover)->missing.size(), 4u);
+
+  // Installed, one binding only warning: seen at the next read, not before.
+  clock.advance(std::chrono::seconds(5));
+  const std::string installedAt = formatTime(clock.now());
+  seedIdentityPolicy(client, "patchgate-patch-author");
+  seedIdentityPolicy(client, "patchgate-approval-identity");
+  seedIdentityPolicy(client, "patchgate-approval-not-author", Json::array({"Warn", "Audit"}));
+  client.clearCalls();
+  EXPECT_EQ(identity.check(IdentityClaim::kAuthor)->missing.size(), 2u);
+  EXPECT_TRUE(client.calls("get").empty()) << "read again before its ttl";
+  clock.advance(std::chrono::seconds(30));
+  author = identity.check(IdentityClaim::kAuthor);
+  EXPECT_TRUE(author->missing.empty());
+  EXPECT_EQ(author->since, installedAt);
+  auto approver = identity.check(IdentityClaim::kApprover);
+  ASSERT_EQ(approver->missing.size(), 1u);
+  EXPECT_NE(approver->missing.at(0).find("patchgate-approval-not-author does not deny"), std::string::npos)
+      << approver->missing.at(0);
+
+  // An answer the operator may not read is a reason, not an error; a server
+  // error is an error (retried), and nothing is cached from it.
+  clock.advance(std::chrono::seconds(30));
+  client.failNext("get", kube::apiError(403, "Forbidden", "cannot get"), "validatingadmissionpolicies");
+  auto forbidden = identity.check(IdentityClaim::kAuthor);
+  ASSERT_TRUE(forbidden.ok());
+  ASSERT_EQ(forbidden->missing.size(), 1u);
+  EXPECT_NE(forbidden->missing.at(0).find(
+                "the operator may not read the ValidatingAdmissionPolicy patchgate-patch-author"),
+            std::string::npos);
+  clock.advance(std::chrono::seconds(30));
+  client.failNext("get", absl::UnavailableError("connection reset"), "validatingadmissionpolicybindings");
+  EXPECT_FALSE(identity.check(IdentityClaim::kAuthor).ok());
+  // The binding deleted and made again (a re-install): checked since then.
+  clock.advance(std::chrono::seconds(5));
+  client.erase(res::kValidatingAdmissionPolicyBinding, "", "patchgate-approval-not-author");
+  seedIdentityPolicy(client, "patchgate-approval-not-author");
+  approver = identity.check(IdentityClaim::kApprover);
+  EXPECT_TRUE(approver->missing.empty());
+  EXPECT_EQ(approver->since, formatTime(clock.now()));
+}
+
+// Without the admission policy on spec.author, anyone could name a more
+// powerful author and have the operator act with that person's rights: the
+// Patch waits and nothing is created. Once the policy is there, a Patch made
+// before it (nobody checked its author) fails; one made after goes ahead.
+TEST_F(PatchReconcilerTest, WithoutTheAuthorPolicyAPatchWaitsAndOneMadeBeforeItNeverGoesAhead) {
+  IdentityVerdict verdict{{"the ValidatingAdmissionPolicy patchgate-patch-author is not installed"}, ""};
+  PatchReconcilerOptions options;
+  options.identityCheck = [&](IdentityClaim claim) -> absl::StatusOr<IdentityVerdict> {
+    return claim == IdentityClaim::kAuthor ? verdict : IdentityVerdict{};
+  };
+  useOptions(options);
+  std::vector<Json> reviews;
+  client_.setAccessReviewer([&](const Json& spec) {
+    reviews.push_back(spec);
+    return Json{{"allowed", true}};
+  });
+  createPatch("forged", {{"author", "cluster-admin-by-name"}});
+  ASSERT_TRUE(reconcile("forged").ok());  // the finalizer
+  auto r = reconcile("forged");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->requeueAfter, std::chrono::seconds(30));
+  ASSERT_TRUE(reconcile("forged").ok());
+  Json st = status("forged");
+  EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kValidated)["reason"], reason::kIdentityUnverified);
+  EXPECT_NE(st.value("message", "").find("spec.author is not checked by the API server (the "
+                                         "ValidatingAdmissionPolicy patchgate-patch-author is not installed)"),
+            std::string::npos)
+      << st.dump(2);
+  EXPECT_NE(phase("forged"), api::v1alpha1::phase::kFailed);
+  EXPECT_EQ(countEvents(recorder_, reason::kIdentityUnverified), 1) << "told once, not every 30 s";
+  EXPECT_TRUE(reviews.empty()) << "the rights of a name nobody vouches for were asked";
+  EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+
+  clock_.advance(std::chrono::seconds(10));
+  verdict = IdentityVerdict{{}, formatTime(clock_.now())};  // installed now
+  reconcileUntil("forged", api::v1alpha1::phase::kFailed);
+  st = status("forged");
+  EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kReady)["reason"], reason::kIdentityUnverified);
+  EXPECT_NE(st.value("message", "").find("nobody checked that cluster-admin-by-name wrote it; create it again"),
+            std::string::npos)
+      << st.dump(2);
+  EXPECT_TRUE(reviews.empty());
+  EXPECT_TRUE(client_.calls("create", "namespaces").empty());
+
+  clock_.advance(std::chrono::seconds(1));
+  createPatch("checked", {{"author", "alice"}});
+  reconcileUntil("checked", api::v1alpha1::phase::kProvisioning);
+  ASSERT_FALSE(reviews.empty());
+  EXPECT_EQ(reviews[0]["user"], "alice");
+}
+
+// Approvals count only while the API server checks who gives them: without
+// those policies "bob" could be alice, so even a valid-looking approval
+// waits; and one given before the policies were installed stays void.
+TEST_F(PatchReconcilerTest, WithoutTheApprovalPoliciesApprovalsAreNotCounted) {
+  IdentityVerdict verdict{{"the ValidatingAdmissionPolicyBinding patchgate-approval-not-author is not installed"}, ""};
+  PatchReconcilerOptions options;
+  options.identityCheck = [&](IdentityClaim claim) -> absl::StatusOr<IdentityVerdict> {
+    return claim == IdentityClaim::kApprover ? verdict : IdentityVerdict{};
+  };
+  useOptions(options);
+  createPatch("fix", {{"author", "alice"}, {"promotion", {{"approval", {{"required", true}}}}}});
+  driveToAwaitingApproval("fix");
+  approve("fix", "unchecked", "bob");
+  ASSERT_TRUE(reconcile("fix").ok());
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval);
+  Json st = status("fix");
+  const Json& approved = runtime::findCondition(st["conditions"], condition::kApproved);
+  EXPECT_EQ(approved["reason"], reason::kIdentityUnverified);
+  EXPECT_NE(approved["message"].get<std::string>().find("approvals are not counted: spec.approver of a "
+                                                         "PatchApproval is not checked by the API server"),
+            std::string::npos)
+      << approved.dump();
+  EXPECT_TRUE(client_.calls("create", "controllerrevisions").empty());
+
+  clock_.advance(std::chrono::seconds(10));
+  verdict = IdentityVerdict{{}, formatTime(clock_.now())};
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval);
+  st = status("fix");
+  EXPECT_NE(st["approvals"][0].value("why", "").find("nobody checked who gave it"), std::string::npos) << st.dump(2);
+  EXPECT_TRUE(client_.calls("create", "controllerrevisions").empty());
+
+  clock_.advance(std::chrono::seconds(1));
+  approve("fix", "checked", "bob");
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+}
+
 // Production Secrets stay in production unless the Patch asks (and its author
 // may read them, and no policy forbids it); the copy says what it lacks.
 TEST_F(PatchReconcilerTest, SecretsAreCopiedOnlyWhenAskedAndAllowed) {

@@ -48,6 +48,7 @@ inline constexpr char kRejected[] = "Rejected";
 inline constexpr char kNotRequired[] = "NotRequired";
 inline constexpr char kPolicyInvalid[] = "PolicyInvalid";     // a PatchPolicy that applies cannot be read
 inline constexpr char kForbidden[] = "Forbidden";             // the author may not make this change themself
+inline constexpr char kIdentityUnverified[] = "IdentityUnverified";  // the API server does not check author/approver
 inline constexpr char kOutsideWindow[] = "OutsideChangeWindow";
 inline constexpr char kFrozen[] = "Frozen";
 inline constexpr char kEmergencyBypass[] = "EmergencyBypass";  // an emergency passes a window or freeze

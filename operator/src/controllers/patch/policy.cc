@@ -118,9 +118,57 @@ struct Right {
 
 }  // namespace
 
+std::optional<std::string> PatchReconciler::identityUnverified(IdentityClaim claim, std::string* since,
+                                                              absl::Status* error) {
+  if (!options_.identityCheck) return std::nullopt;
+  auto verdict = options_.identityCheck(claim);
+  if (!verdict.ok()) {
+    *error = verdict.status();
+    return std::nullopt;
+  }
+  *since = verdict->since;
+  if (verdict->missing.empty()) return std::nullopt;
+  return absl::StrCat(claim == IdentityClaim::kAuthor ? "spec.author" : "spec.approver of a PatchApproval",
+                      " is not checked by the API server (", absl::StrJoin(verdict->missing, "; "),
+                      "), so anyone could write any name there; install patchgate's admission policies ",
+                      "(kubectl apply -f crds/patchgate.dev_admission-policies.yaml, or the chart's "
+                      "admissionPolicies.install) or run the operator with --trust-unverified-identity");
+}
+
 PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& patchedTarget,
                                                          const Json& restoredConfigs) {
-  // Only without the admission policies, which require an author: no one to check.
+  // The author's rights are worth checking only if the author is who they
+  // say: without the admission policy, wait (nothing is created yet).
+  absl::Status error;
+  std::string since;
+  if (auto why = identityUnverified(IdentityClaim::kAuthor, &since, &error)) {
+    std::string msg = absl::StrCat(*why, "; this patch waits");
+    const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kValidated);
+    if (!was || was->reason != reason::kIdentityUnverified)  // told once
+      p.afterWrite.push_back([this, &p, msg] {
+        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kIdentityUnverified, "Validate", msg);
+      });
+    setCondition(p, condition::kValidated, false, reason::kIdentityUnverified, msg);
+    p.status.message = msg;
+    return Action::requeue(std::chrono::seconds(30));
+  }
+  if (!error.ok()) return error;
+  // Created before the policy was (re)installed, by whoever wrote whatever
+  // name: never checked, and never trusted later (a Patch that waited above
+  // ends here once the policy is back).
+  if (std::string created = jsonString(p.patch, "/metadata/creationTimestamp");
+      !since.empty() && !created.empty() && created < since) {
+    std::string msg = absl::StrCat("this patch was created at ", created,
+                                   " before the API server checked spec.author (patchgate's admission policy "
+                                   "patchgate-patch-author is in place since ",
+                                   since, "): nobody checked that ", p.spec.author.empty() ? "its author" : p.spec.author,
+                                   " wrote it; create it again");
+    setCondition(p, condition::kValidated, false, reason::kIdentityUnverified, msg);
+    fail(p, reason::kIdentityUnverified, msg);
+    return Action::await();
+  }
+  // Only on a cluster trusted without the admission policies (which require
+  // an author): no one to check.
   if (p.spec.author.empty()) return std::nullopt;
   std::vector<Right> rights;
   rights.push_back({"patch", p.targetType.group, p.targetType.resource, p.spec.target.name,

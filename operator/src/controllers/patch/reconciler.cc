@@ -540,6 +540,21 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
   if (needed == 0) {
     setCondition(p, condition::kApproved, true, reason::kNotRequired, "this patch needs no approval");
   } else {
+    // Approvals count only if the API server checked who gave them.
+    absl::Status error;
+    std::string checkedSince;
+    if (auto why = identityUnverified(IdentityClaim::kApprover, &checkedSince, &error)) {
+      std::string msg = absl::StrCat("tests passed; approvals are not counted: ", *why);
+      const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kApproved);
+      if (!was || was->reason != reason::kIdentityUnverified)  // told once
+        p.afterWrite.push_back([this, &p, msg] {
+          recorder_.event(p.patch, runtime::EventType::kWarning, reason::kIdentityUnverified, "Approve", msg);
+        });
+      setCondition(p, condition::kApproved, false, reason::kIdentityUnverified, msg);
+      transition(p, v1::phase::kAwaitingApproval, reason::kIdentityUnverified, msg);
+      return Action::requeue(std::chrono::seconds(30));
+    }
+    if (!error.ok()) return error;
     kube::ListOptions lo;
     lo.fieldSelector = "";  // PatchApprovals are few per namespace; filter here
     auto list = client_.list(kube::resources::kPatchApproval, p.ns, lo);
@@ -562,6 +577,10 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
           jsonString(a, "/spec/patchUID") != p.uid) {
         record.valid = false;
         record.why = "given for an earlier version of this patch";
+      } else if (!checkedSince.empty() && at < checkedSince) {
+        record.valid = false;
+        record.why = absl::StrCat("given before the API server checked approvers (patchgate's approval admission "
+                                  "policies are in place since ", checkedSince, "): nobody checked who gave it");
       } else if (!retestedAt.empty() && at < retestedAt) {
         // RFC 3339 UTC strings of one format order like the times they name.
         record.valid = false;

@@ -8,6 +8,7 @@
 
 #include "api/v1alpha1/patch.h"
 #include "common/clock.h"
+#include "controllers/patch/identity_admission.h"
 #include "kube/client.h"
 #include "runtime/controller.h"
 #include "runtime/events.h"
@@ -71,6 +72,14 @@ struct PatchReconcilerOptions {
   // replica cannot be sure it still holds the lease) turns the write into a
   // retried error. Unset: always true (no leader election).
   std::function<bool()> leading;
+  // Asked before spec.author (the author's rights) or an approval's
+  // spec.approver is trusted: whether the API server checks it, and since
+  // when (IdentityAdmission::check). While it does not, a Patch waits with
+  // reason IdentityUnverified instead of trusting a name anyone could write;
+  // a Patch or approval created before it began to was never checked (a
+  // Patch fails, an approval is void). Unset: trusted (unit tests; the
+  // operator's --trust-unverified-identity).
+  std::function<absl::StatusOr<IdentityVerdict>(IdentityClaim)> identityCheck;
 };
 
 // Checks TestApi options at start: a malformed address is an error; the
@@ -96,7 +105,8 @@ std::vector<std::string> targetIndex(const Json& patch);
 // (get, list, create, delete); namespaces (create, delete, get);
 // in environment namespaces: deployments, statefulsets, services, configmaps,
 // secrets, serviceaccounts, jobs, pods (read), resourcequotas, networkpolicies
-// (create); events (create, patch). With the test API: the API Service (get);
+// (create); events (create, patch); validatingadmissionpolicies and their
+// bindings (get, by name: IdentityAdmission). With the test API: the API Service (get);
 // in environments, configmaps (get, update: the CA).
 class PatchReconciler final : public runtime::Reconciler {
  public:
@@ -130,6 +140,9 @@ class PatchReconciler final : public runtime::Reconciler {
   // `restoredConfigs`: the ConfigMaps/Secrets a rollbackTo puts back (its
   // revision's data.configs).
   Step checkAuthorRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs);
+  // Why `claim` cannot be trusted now (options_.identityCheck), or nullopt;
+  // *since: from when it can be (empty: always); an error asking sets *error.
+  std::optional<std::string> identityUnverified(IdentityClaim claim, std::string* since, absl::Status* error);
   // Whether an approval by `who` (in `groups`) counts ("" when it does).
   std::string approverRefusal(const Pass& p, const std::string& who,
                               const std::vector<std::string>& groups) const;
