@@ -63,8 +63,9 @@ absl::Status setupOperator(runtime::Manager& manager, kube::Client& client, Cloc
                                                 .leading = options.leading};
   if (!options.trustUnverifiedIdentity) {
     b->identity = std::make_shared<controllers::patch::IdentityAdmission>(client, clock);
-    ro.identityCheck = [identity = b->identity](controllers::patch::IdentityClaim claim) {
-      return identity->check(claim);
+    ro.identityCheck = [identity = b->identity](controllers::patch::IdentityClaim claim,
+                                                const std::string& createdAt) {
+      return identity->check(claim, createdAt);
     };
   } else {
     log.warn("--trust-unverified-identity: spec.author and spec.approver are trusted as written; "

@@ -308,7 +308,8 @@ YAML
   wait_phase forged 90 Failed
   k get patch -n "$NS" forged -o jsonpath='{.status.message}' | grep -q 'create it again' ||
     fail "unexpected message: $(k get patch -n "$NS" forged -o jsonpath='{.status.message}')"
-  [[ $(env_namespaces) == 0 ]] || fail "an environment was made for the forged patch"
+  k get patch -n "$NS" forged -o jsonpath='{.status.history[*].phase}' | grep -qw Provisioning &&
+    fail "an environment was made for the forged patch"
   say "THEN the Patch made in the gap never goes ahead: $(k get patch -n "$NS" forged -o jsonpath='{.status.message}' | head -c 240)"
   for i in $(seq 60); do
     k get patch -n "$NS" needs-approval -o jsonpath='{.status.approvals}' | grep -q 'nobody checked who gave it' && break

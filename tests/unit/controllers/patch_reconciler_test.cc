@@ -1649,6 +1649,17 @@ TEST(IdentityAdmission, NamesWhatIsMissingAndSeesItInstalledAfterItsTtl) {
   author = identity.check(IdentityClaim::kAuthor);
   EXPECT_TRUE(author->missing.empty());
   EXPECT_EQ(author->since, installedAt);
+  // A binding removed within the ttl: an object made after the last read
+  // makes it read again, so the gap is seen however short it was.
+  client.erase(res::kValidatingAdmissionPolicyBinding, "", "patchgate-patch-author");
+  EXPECT_TRUE(identity.check(IdentityClaim::kAuthor)->missing.empty()) << "cached";
+  clock.advance(std::chrono::seconds(1));
+  author = identity.check(IdentityClaim::kAuthor, formatTime(clock.now()));
+  ASSERT_EQ(author->missing.size(), 1u);
+  EXPECT_EQ(author->missing[0], "the ValidatingAdmissionPolicyBinding patchgate-patch-author is not installed");
+  EXPECT_TRUE(author->since.empty());
+  seedIdentityPolicy(client, "patchgate-patch-author");
+  clock.advance(std::chrono::seconds(30));
   auto approver = identity.check(IdentityClaim::kApprover);
   ASSERT_EQ(approver->missing.size(), 1u);
   EXPECT_NE(approver->missing.at(0).find("patchgate-approval-not-author does not deny"), std::string::npos)
@@ -1683,7 +1694,7 @@ TEST(IdentityAdmission, NamesWhatIsMissingAndSeesItInstalledAfterItsTtl) {
 TEST_F(PatchReconcilerTest, WithoutTheAuthorPolicyAPatchWaitsAndOneMadeBeforeItNeverGoesAhead) {
   IdentityVerdict verdict{{"the ValidatingAdmissionPolicy patchgate-patch-author is not installed"}, ""};
   PatchReconcilerOptions options;
-  options.identityCheck = [&](IdentityClaim claim) -> absl::StatusOr<IdentityVerdict> {
+  options.identityCheck = [&](IdentityClaim claim, const std::string&) -> absl::StatusOr<IdentityVerdict> {
     return claim == IdentityClaim::kAuthor ? verdict : IdentityVerdict{};
   };
   useOptions(options);
@@ -1733,7 +1744,7 @@ TEST_F(PatchReconcilerTest, WithoutTheAuthorPolicyAPatchWaitsAndOneMadeBeforeItN
 TEST_F(PatchReconcilerTest, WithoutTheApprovalPoliciesApprovalsAreNotCounted) {
   IdentityVerdict verdict{{"the ValidatingAdmissionPolicyBinding patchgate-approval-not-author is not installed"}, ""};
   PatchReconcilerOptions options;
-  options.identityCheck = [&](IdentityClaim claim) -> absl::StatusOr<IdentityVerdict> {
+  options.identityCheck = [&](IdentityClaim claim, const std::string&) -> absl::StatusOr<IdentityVerdict> {
     return claim == IdentityClaim::kApprover ? verdict : IdentityVerdict{};
   };
   useOptions(options);

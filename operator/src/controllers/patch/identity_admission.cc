@@ -61,12 +61,16 @@ absl::Status IdentityAdmission::refreshLocked() {
   }
   byPolicy_ = std::move(byPolicy);
   readAt_ = clock_.steadyNow();
+  readWall_ = clock_.now();
   return absl::OkStatus();
 }
 
-absl::StatusOr<IdentityVerdict> IdentityAdmission::check(IdentityClaim claim) {
+absl::StatusOr<IdentityVerdict> IdentityAdmission::check(IdentityClaim claim, std::string_view createdAt) {
   std::lock_guard lock(mu_);
-  if (!readAt_ || clock_.steadyNow() - *readAt_ >= ttl_) {
+  bool olderThanObject = false;
+  if (auto created = parseTime(createdAt); created.ok())
+    olderThanObject = readWall_ <= *created + std::chrono::seconds(2);
+  if (!readAt_ || olderThanObject || clock_.steadyNow() - *readAt_ >= ttl_) {
     if (auto s = refreshLocked(); !s.ok()) return s;
   }
   IdentityVerdict out;

@@ -47,10 +47,14 @@ class IdentityAdmission {
   // installed or removed is seen within it.
   IdentityAdmission(kube::Client& client, Clock& clock, std::chrono::seconds ttl = std::chrono::seconds(30));
 
-  // Whether the API server checks `claim`, and since when. An error reading
-  // (other than NotFound or Forbidden, which are answers) is returned for a
-  // retry.
-  absl::StatusOr<IdentityVerdict> check(IdentityClaim claim);
+  // Whether the API server checks `claim`, and since when, as read after
+  // `createdAt` (RFC 3339; the object whose name is to be trusted): a read
+  // older than the object (with a margin for the seconds the API server's
+  // timestamps drop) is made again, so that a policy removed just before
+  // the object was created is seen missing, or seen made again after it
+  // (`since`). An error reading (other than NotFound or Forbidden, which are
+  // answers) is returned for a retry.
+  absl::StatusOr<IdentityVerdict> check(IdentityClaim claim, std::string_view createdAt = {});
 
  private:
   absl::Status refreshLocked();
@@ -61,6 +65,7 @@ class IdentityAdmission {
   const std::chrono::seconds ttl_;
   std::mutex mu_;
   std::optional<Clock::SteadyPoint> readAt_;
+  Clock::TimePoint readWall_{};  // the same, on the wall clock
   std::map<std::string, IdentityVerdict> byPolicy_;  // policy name -> its state
 };
 

@@ -118,10 +118,10 @@ struct Right {
 
 }  // namespace
 
-std::optional<std::string> PatchReconciler::identityUnverified(IdentityClaim claim, std::string* since,
-                                                              absl::Status* error) {
+std::optional<std::string> PatchReconciler::identityUnverified(IdentityClaim claim, const std::string& createdAt,
+                                                              std::string* since, absl::Status* error) {
   if (!options_.identityCheck) return std::nullopt;
-  auto verdict = options_.identityCheck(claim);
+  auto verdict = options_.identityCheck(claim, createdAt);
   if (!verdict.ok()) {
     *error = verdict.status();
     return std::nullopt;
@@ -141,7 +141,8 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
   // say: without the admission policy, wait (nothing is created yet).
   absl::Status error;
   std::string since;
-  if (auto why = identityUnverified(IdentityClaim::kAuthor, &since, &error)) {
+  const std::string created = jsonString(p.patch, "/metadata/creationTimestamp");
+  if (auto why = identityUnverified(IdentityClaim::kAuthor, created, &since, &error)) {
     std::string msg = absl::StrCat(*why, "; this patch waits");
     const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kValidated);
     if (!was || was->reason != reason::kIdentityUnverified)  // told once
@@ -156,8 +157,7 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
   // Created before the policy was (re)installed, by whoever wrote whatever
   // name: never checked, and never trusted later (a Patch that waited above
   // ends here once the policy is back).
-  if (std::string created = jsonString(p.patch, "/metadata/creationTimestamp");
-      !since.empty() && !created.empty() && created < since) {
+  if (!since.empty() && !created.empty() && created < since) {
     std::string msg = absl::StrCat("this patch was created at ", created,
                                    " before the API server checked spec.author (patchgate's admission policy "
                                    "patchgate-patch-author is in place since ",

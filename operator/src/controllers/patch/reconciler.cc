@@ -540,10 +540,19 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
   if (needed == 0) {
     setCondition(p, condition::kApproved, true, reason::kNotRequired, "this patch needs no approval");
   } else {
-    // Approvals count only if the API server checked who gave them.
+    kube::ListOptions lo;
+    lo.fieldSelector = "";  // PatchApprovals are few per namespace; filter here
+    auto list = client_.list(kube::resources::kPatchApproval, p.ns, lo);
+    if (!list.ok()) return list.status();
+    // Approvals count only if the API server checked who gave them, as read
+    // after the newest of them was given.
+    std::string newest;
+    for (const auto& a : (*list)["items"])
+      if (jsonString(a, "/spec/patch") == p.name)
+        newest = std::max(newest, jsonString(a, "/metadata/creationTimestamp"));
     absl::Status error;
     std::string checkedSince;
-    if (auto why = identityUnverified(IdentityClaim::kApprover, &checkedSince, &error)) {
+    if (auto why = identityUnverified(IdentityClaim::kApprover, newest, &checkedSince, &error)) {
       std::string msg = absl::StrCat("tests passed; approvals are not counted: ", *why);
       const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kApproved);
       if (!was || was->reason != reason::kIdentityUnverified)  // told once
@@ -555,10 +564,6 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
       return Action::requeue(std::chrono::seconds(30));
     }
     if (!error.ok()) return error;
-    kube::ListOptions lo;
-    lo.fieldSelector = "";  // PatchApprovals are few per namespace; filter here
-    auto list = client_.list(kube::resources::kPatchApproval, p.ns, lo);
-    if (!list.ok()) return list.status();
     std::vector<v1::ApprovalRecord> approvals;
     for (const auto& a : (*list)["items"]) {
       if (jsonString(a, "/spec/patch") != p.name) continue;

@@ -79,7 +79,9 @@ struct PatchReconcilerOptions {
   // a Patch or approval created before it began to was never checked (a
   // Patch fails, an approval is void). Unset: trusted (unit tests; the
   // operator's --trust-unverified-identity).
-  std::function<absl::StatusOr<IdentityVerdict>(IdentityClaim)> identityCheck;
+  // The second argument: the newest creationTimestamp of what is to be
+  // trusted (the Patch, or its approvals), which the answer must postdate.
+  std::function<absl::StatusOr<IdentityVerdict>(IdentityClaim, const std::string&)> identityCheck;
 };
 
 // Checks TestApi options at start: a malformed address is an error; the
@@ -142,7 +144,8 @@ class PatchReconciler final : public runtime::Reconciler {
   Step checkAuthorRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs);
   // Why `claim` cannot be trusted now (options_.identityCheck), or nullopt;
   // *since: from when it can be (empty: always); an error asking sets *error.
-  std::optional<std::string> identityUnverified(IdentityClaim claim, std::string* since, absl::Status* error);
+  std::optional<std::string> identityUnverified(IdentityClaim claim, const std::string& createdAt, std::string* since,
+                                                absl::Status* error);
   // Whether an approval by `who` (in `groups`) counts ("" when it does).
   std::string approverRefusal(const Pass& p, const std::string& who,
                               const std::vector<std::string>& groups) const;
