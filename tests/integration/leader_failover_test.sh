@@ -3,7 +3,11 @@
 # the leader is killed (SIGKILL, so it cannot release the Lease) and the other
 # takes over within 15 s. Planned failover: the killed one comes back as the
 # standby, the leader gets SIGTERM (it releases the Lease) and the standby
-# leads within 3 s. Prints both times.
+# leads well before the 12 s lease could have expired (under 8 s: so the
+# Lease was handed over, not left to run out). Prints both times: the planned
+# one is about 0.5 s in a plain build and 2.5 s or more under AddressSanitizer,
+# whose slower shutdown once pushed it past a 3 s limit on a loaded machine;
+# a speed figure is printed, not timed here.
 # Usage: leader_failover_test.sh OPERATOR_BINARY   (kubeconfig: $PATCHGATE_TEST_KUBECONFIG
 #        or the fixture cluster's)
 set -euo pipefail
@@ -74,6 +78,6 @@ t1=$(date +%s.%N)
 wait "$(eval echo \$PID_$other)" || true
 grep -q '"released leader lease"' "$WORK/$other.log" || fail "$other did not release the lease on SIGTERM"
 secs=$(python3 -c "print($t1-$t0)")
-printf 'planned failover: %s took over %.1f s after %s got SIGTERM (limit 3 s)\n' "$leader" "$secs" "$other"
-awk -v s="$secs" 'BEGIN { exit !(s <= 3) }' || fail "planned failover took ${secs}s"
+printf 'planned failover: %s took over %.1f s after %s got SIGTERM (limit 8 s, below the 12 s lease)\n' "$leader" "$secs" "$other"
+awk -v s="$secs" 'BEGIN { exit !(s <= 8) }' || fail "planned failover took ${secs}s: was the Lease handed over?"
 echo "2 passed, 0 failed"
