@@ -1813,6 +1813,37 @@ TEST_F(PatchReconcilerTest, SecretsAreCopiedOnlyWhenAskedAndAllowed) {
   EXPECT_NE(status("forbidden")["policy"].dump().find("shop/no-secrets"), std::string::npos);
 }
 
+// The Secret a Patch changes is what its tests must try: without `secrets:
+// copy` (and where policy forbids copying) its copy still gets the new values,
+// and only those (none of production's other keys).
+TEST_F(PatchReconcilerTest, ASecretThePatchChangesIsCopiedWithItsNewValuesOnly) {
+  seedPolicy(client_, "shop", "no-secrets", {{"secrets", {{"allowCopy", false}}}});
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret","type":"kubernetes.io/basic-auth",
+      "metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg==","username":"YWRtaW4="}})"));
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"db-rotated","namespace":"shop"},"data":{"password":"czNjcjN0"}})"));
+  client_.seed(res::kSecret, Json::parse(R"({"apiVersion":"v1","kind":"Secret",
+      "metadata":{"name":"api-key","namespace":"shop"},"data":{"key":"c2VjcmV0"}})"));
+  Json d = client_.object(res::kDeployment, "shop", "checkout");
+  d["spec"]["template"]["spec"]["containers"][0]["envFrom"].push_back({{"secretRef", {{"name", "db"}}}});
+  d["spec"]["template"]["spec"]["containers"][0]["envFrom"].push_back({{"secretRef", {{"name", "api-key"}}}});
+  client_.seed(res::kDeployment, d);
+  std::string change = "spec: {template: {spec: {containers: [{name: app, image: 'demo:1', envFrom: [{configMapRef: {name: checkout-config}}, {secretRef: {name: db}}, {secretRef: {name: api-key}}], env: [{name: VERSION, value: v2}]}]}}}";
+  createPatch("rotate", {{"change", {{"patch", change}, {"config", Json::parse(R"([
+      {"kind": "Secret", "name": "db", "fromSecret": "db-rotated"}])")}}},
+                         {"environment", {{"secrets", "copy"}}}});
+  reconcileUntil("rotate", api::v1alpha1::phase::kProvisioning, 20);
+  ASSERT_TRUE(reconcile("rotate").ok());  // builds the copy
+  std::string env = envNamespace("rotate");
+  Json copy = client_.object(res::kSecret, env, "db");
+  ASSERT_FALSE(copy.is_null()) << "the changed Secret is not in the copy: " << status("rotate").dump(2);
+  EXPECT_EQ(copy["data"], Json({{"password", "czNjcjN0"}})) << "production's other keys were copied";
+  EXPECT_EQ(copy.value("type", ""), "Opaque");
+  EXPECT_TRUE(client_.object(res::kSecret, env, "api-key").is_null()) << "an unchanged Secret was copied";
+  EXPECT_EQ(status("rotate")["environment"]["omittedSecrets"], Json({"api-key"}));
+  EXPECT_EQ(client_.object(res::kSecret, "shop", "db")["data"]["password"], "aHVudGVyMg==") << "production changed";
+}
+
 TEST_F(PatchReconcilerTest, EnvironmentLimitsComeFromThePolicy) {
   seedPolicy(client_, "shop", "limits",
              {{"environment", {{"cpu", "2"}, {"memory", "256Mi"}, {"storage", "1Gi"}, {"pods", 10}}}});

@@ -238,11 +238,38 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     };
     for (const auto& cm : refs.configMaps)
       if (auto s = copyConfig(kube::resources::kConfigMap, "ConfigMap", cm); !s.ok()) return s;
+    // Without `secrets: copy`, production's Secrets stay in production. A
+    // Secret this Patch changes is the change under test, though: its copy
+    // holds the new values alone (the keys of its fromSecret, which the
+    // author was checked to be allowed to read), none of production's.
+    auto copyNewValuesOnly = [&](const std::string& name) -> absl::StatusOr<bool> {
+      const v1::ConfigChange* cc = nullptr;
+      for (const auto& c : p.spec.change.config)
+        if (c.kind == "Secret" && c.name == name && !c.fromSecret.empty()) cc = &c;
+      if (cc == nullptr) return false;
+      Json body = Json::parse(cc->patch, nullptr, /*allow_exceptions=*/false);
+      if (body.is_discarded() || !jsonAt(body, "/data").is_object())
+        return absl::InternalError(absl::StrCat("the new values of Secret ", name, " were not read from ",
+                                                cc->fromSecret));
+      Json copy = {{"apiVersion", "v1"},
+                   {"kind", "Secret"},
+                   {"metadata", {{"name", name}}},
+                   {"type", "Opaque"},
+                   {"data", body["data"]}};
+      if (auto s = ensureCreated(client_, kube::resources::kSecret, envNs, copyObject(copy, envNs, owned)); !s.ok())
+        return s;
+      return true;
+    };
     if (p.spec.secrets == "copy") {
       for (const auto& sec : refs.secrets)
         if (auto s = copyConfig(kube::resources::kSecret, "Secret", sec); !s.ok()) return s;
     } else {
-      env.omittedSecrets = refs.secrets;
+      env.omittedSecrets.clear();
+      for (const auto& sec : refs.secrets) {
+        auto copied = copyNewValuesOnly(sec);
+        if (!copied.ok()) return copied.status();
+        if (!*copied) env.omittedSecrets.push_back(sec);
+      }
     }
     if (!refs.serviceAccount.empty() && refs.serviceAccount != "default") {
       auto sa = client_.get(kube::resources::kServiceAccount, p.ns, refs.serviceAccount);
@@ -277,7 +304,11 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
                  : inc.kind == "Secret"    ? kube::resources::kSecret
                  : inc.kind == "StatefulSet" ? kube::resources::kStatefulSet
                                              : kube::resources::kDeployment;
-      if (inc.kind == "Secret" && p.spec.secrets == "omit") continue;
+      if (inc.kind == "Secret" && p.spec.secrets == "omit") {
+        auto copied = copyNewValuesOnly(inc.name);
+        if (!copied.ok()) return copied.status();
+        continue;
+      }
       auto src = client_.get(irt, p.ns, inc.name);
       if (!src.ok()) {
         if (kube::isNotFound(src.status())) {
