@@ -776,6 +776,29 @@ int countEvents(RecordingRecorder& r, const std::string& reason) {
   return static_cast<int>(std::count_if(r.events.begin(), r.events.end(), [&](auto& e) { return e[1] == reason; }));
 }
 
+// Whoever may create PatchApprovals cannot grow the status without bound with
+// refused ones: the records that count are kept, then the newest others.
+TEST_F(PatchReconcilerTest, RefusedApprovalsCannotGrowTheStatusWithoutBound) {
+  createPatch("fix", {{"author", "alice"}, {"promotion", {{"approval", {{"required", true}, {"approvers", 2}}}}}});
+  driveToAwaitingApproval("fix");
+  approve("fix", "bob", "bob");
+  for (int i = 0; i < 60; ++i) {
+    clock_.advance(std::chrono::seconds(1));
+    approve("fix", absl::StrCat("self-", i), "alice");
+  }
+  ASSERT_TRUE(reconcile("fix").ok());
+  Json st = status("fix");
+  ASSERT_EQ(st["approvals"].size(), 20u) << st["approvals"].dump();
+  EXPECT_EQ(st["approvals"][0]["name"], "bob");
+  EXPECT_EQ(st["approvals"][0]["valid"], true);
+  EXPECT_EQ(st["approvals"][1]["name"], "self-59") << "the newest refused ones are kept";
+  EXPECT_LE(st["refusedApprovals"].size(), 80u);
+  EXPECT_EQ(phase("fix"), api::v1alpha1::phase::kAwaitingApproval);
+  clock_.advance(std::chrono::seconds(1));
+  approve("fix", "carol", "carol");
+  reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+}
+
 // Two approvals are two people: a ServiceAccount (any pod's token, or one a
 // user mints) or a system identity never counts, however many of them.
 TEST_F(PatchReconcilerTest, ServiceAccountsAndSystemIdentitiesDoNotCountAsApprovers) {

@@ -521,6 +521,10 @@ PatchReconciler::Step PatchReconciler::queue(Pass& p) {
 
 // ---- approve ----------------------------------------------------------------
 
+// status.approvals keeps at most this many records (all that count, then the
+// newest others); status.refusedApprovals four times as many names.
+constexpr size_t kMaxApprovalRecords = 20;
+
 PatchReconciler::Step PatchReconciler::approve(Pass& p) {
   // Decided once: after the promotion intent, approvals cannot undo a write
   // that may have landed (a rejection then is a cancel, which rolls back).
@@ -614,6 +618,19 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
       }
       approvals.push_back(std::move(record));
     }
+    // Bounded: whoever may create PatchApprovals could otherwise post refused
+    // ones until the status is too large to write. The ones that count are
+    // always kept, then the newest of the rest.
+    if (approvals.size() > kMaxApprovalRecords) {
+      auto rest = std::stable_partition(approvals.begin(), approvals.end(),
+                                        [](const v1::ApprovalRecord& r) { return r.valid.value_or(false); });
+      const auto counting = static_cast<size_t>(rest - approvals.begin());
+      std::stable_sort(rest, approvals.end(), [](const auto& a, const auto& b) { return a.at > b.at; });
+      approvals.resize(std::max(kMaxApprovalRecords, counting));
+    }
+    auto& refused = p.status.refusedApprovals;
+    if (refused.size() > kMaxApprovalRecords * 4)
+      refused.erase(refused.begin(), refused.end() - static_cast<std::ptrdiff_t>(kMaxApprovalRecords * 4));
     p.status.approvals = std::move(approvals);
     if (static_cast<int64_t>(approvers.size()) < needed) {
       std::string msg = absl::StrCat("tests passed; waiting for ", needed - approvers.size(),
