@@ -322,6 +322,20 @@ YAML
   wait_phase needs-approval 180 Succeeded Failed RolledBack
   [[ $(phase needs-approval) == Succeeded && $(prod_env VERSION) == v2 ]] || fail "bob's approval did not promote"
   say "THEN bob's approval promotes it: $(k get patch -n "$NS" needs-approval -o jsonpath='{.status.conditions[?(@.type=="Approved")].message}')"
+  say "GIVEN another Patch of alice's, tested and waiting for approval"
+  patch_yaml revoked v3 "$(smoke_test v3)
+  author: alice
+  promotion: {approval: {required: true, approvers: 1}}" | k --as=alice apply -f - >/dev/null
+  wait_phase revoked 240 AwaitingApproval
+  k delete rolebinding -n "$NS" checkout-fixers >/dev/null
+  uid=$(k get patch -n "$NS" revoked -o jsonpath='{.metadata.uid}'); gen=$(k get patch -n "$NS" revoked -o jsonpath='{.metadata.generation}')
+  approval bob lgtm-revoked | sed 's/patch: needs-approval/patch: revoked/' | k --as=bob apply -f - >/dev/null
+  say "WHEN her right to patch checkout is taken away and bob approves"
+  wait_phase revoked 120 Failed Succeeded
+  [[ $(phase revoked) == Failed && $(prod_env VERSION) == v2 ]] || fail "a change went out after its author lost the right to make it"
+  k get patch -n "$NS" revoked -o jsonpath='{.status.message}' | grep -q 'at promotion, the author alice may not patch' ||
+    fail "unexpected message: $(k get patch -n "$NS" revoked -o jsonpath='{.status.message}')"
+  say "THEN it ends before production is touched: $(k get patch -n "$NS" revoked -o jsonpath='{.status.message}' | head -c 200)"
 }
 
 # PatchPolicy: a Patch tested at once waits for its change window (in another

@@ -1708,6 +1708,15 @@ TEST(IdentityAdmission, NamesWhatIsMissingAndSeesItInstalledAfterItsTtl) {
   approver = identity.check(IdentityClaim::kApprover);
   EXPECT_TRUE(approver->missing.empty());
   EXPECT_EQ(approver->since, formatTime(clock.now()));
+  // Timestamps have whole seconds: after a gap this process saw, an object
+  // of the very second the policies came back may be from the gap.
+  EXPECT_TRUE(approver->afterGap);
+  EXPECT_FALSE(approver->checked(approver->since));
+  EXPECT_TRUE(approver->checked(formatTime(clock.now() + std::chrono::seconds(1))));
+  EXPECT_FALSE(approver->checked(formatTime(clock.now() - std::chrono::seconds(1))));
+  IdentityVerdict fresh{{}, approver->since};  // installed before this process ever looked
+  EXPECT_TRUE(fresh.checked(fresh.since));
+  EXPECT_FALSE(fresh.checked(formatTime(clock.now() - std::chrono::seconds(1))));
 }
 
 // Without the admission policy on spec.author, anyone could name a more
@@ -1797,6 +1806,28 @@ TEST_F(PatchReconcilerTest, WithoutTheApprovalPoliciesApprovalsAreNotCounted) {
   clock_.advance(std::chrono::seconds(1));
   approve("fix", "checked", "bob");
   reconcileUntil("fix", api::v1alpha1::phase::kVerifying);
+}
+
+// Rights can be taken away while a Patch is tested or waits for approval:
+// they are asked again right before production is written.
+TEST_F(PatchReconcilerTest, RightsTakenAwayBeforePromotionEndItWithProductionUntouched) {
+  bool mayPatch = true;
+  client_.setAccessReviewer([&](const Json&) { return Json{{"allowed", mayPatch}, {"reason", "no RBAC rule"}}; });
+  createPatch("fix", {{"author", "alice"}, {"promotion", {{"approval", {{"required", true}}}}}});
+  driveToAwaitingApproval("fix");
+  mayPatch = false;  // alice's RoleBinding was removed meanwhile
+  approve("fix", "lgtm", "bob");
+  reconcileUntil("fix", api::v1alpha1::phase::kFailed);
+  Json st = status("fix");
+  EXPECT_EQ(runtime::findCondition(st["conditions"], condition::kReady)["reason"], reason::kForbidden);
+  EXPECT_NE(st.value("message", "").find("at promotion, the author alice may not patch Deployment/checkout in shop "
+                                         "themself any more"),
+            std::string::npos)
+      << st.dump(2);
+  EXPECT_TRUE(client_.calls("create", "controllerrevisions").empty());
+  EXPECT_FALSE(st.contains("intent"));
+  EXPECT_EQ(jsonString(client_.object(res::kDeployment, "shop", "checkout"),
+                       "/spec/template/spec/containers/0/env/0/value"), "v1");
 }
 
 // Production Secrets stay in production unless the Patch asks (and its author

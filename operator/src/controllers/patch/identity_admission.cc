@@ -79,7 +79,11 @@ absl::StatusOr<IdentityVerdict> IdentityAdmission::check(IdentityClaim claim, st
     out.missing.insert(out.missing.end(), v.missing.begin(), v.missing.end());
     out.since = std::max(out.since, v.since);
   }
-  if (!out.missing.empty()) out.since.clear();
+  if (!out.missing.empty()) {
+    out.since.clear();
+    sawMissing_[claim] = true;
+  }
+  out.afterGap = sawMissing_[claim];
   return out;
 }
 

@@ -39,6 +39,15 @@ struct IdentityVerdict {
   // bindings (RFC 3339). An object created before then (while one was
   // missing, say) was not checked.
   std::string since;
+  // This process saw the claim unchecked before `since` (a gap it knows of):
+  // an object stamped with the very second of `since` (timestamps have
+  // whole seconds) may then be from the gap, and is not trusted either.
+  bool afterGap = false;
+  // Whether an object created at `createdAt` (RFC 3339) was checked.
+  bool checked(const std::string& createdAt) const {
+    if (since.empty() || createdAt.empty()) return true;
+    return afterGap ? createdAt > since : createdAt >= since;
+  }
 };
 
 class IdentityAdmission {
@@ -67,6 +76,7 @@ class IdentityAdmission {
   std::optional<Clock::SteadyPoint> readAt_;
   Clock::TimePoint readWall_{};  // the same, on the wall clock
   std::map<std::string, IdentityVerdict> byPolicy_;  // policy name -> its state
+  std::map<IdentityClaim, bool> sawMissing_;          // seen unchecked by this process
 };
 
 }  // namespace patchgate::controllers::patch

@@ -119,14 +119,14 @@ struct Right {
 }  // namespace
 
 std::optional<std::string> PatchReconciler::identityUnverified(IdentityClaim claim, const std::string& createdAt,
-                                                              std::string* since, absl::Status* error) {
+                                                              IdentityVerdict* out, absl::Status* error) {
   if (!options_.identityCheck) return std::nullopt;
   auto verdict = options_.identityCheck(claim, createdAt);
   if (!verdict.ok()) {
     *error = verdict.status();
     return std::nullopt;
   }
-  *since = verdict->since;
+  *out = *verdict;
   if (verdict->missing.empty()) return std::nullopt;
   return absl::StrCat(claim == IdentityClaim::kAuthor ? "spec.author" : "spec.approver of a PatchApproval",
                       " is not checked by the API server (", absl::StrJoin(verdict->missing, "; "),
@@ -136,13 +136,14 @@ std::optional<std::string> PatchReconciler::identityUnverified(IdentityClaim cla
 }
 
 PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& patchedTarget,
-                                                         const Json& restoredConfigs) {
+                                                         const Json& restoredConfigs, bool atPromotion) {
+  if (atPromotion) return checkRights(p, patchedTarget, restoredConfigs, true);
   // The author's rights are worth checking only if the author is who they
   // say: without the admission policy, wait (nothing is created yet).
   absl::Status error;
-  std::string since;
+  IdentityVerdict identity;
   const std::string created = jsonString(p.patch, "/metadata/creationTimestamp");
-  if (auto why = identityUnverified(IdentityClaim::kAuthor, created, &since, &error)) {
+  if (auto why = identityUnverified(IdentityClaim::kAuthor, created, &identity, &error)) {
     std::string msg = absl::StrCat(*why, "; this patch waits");
     const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kValidated);
     if (!was || was->reason != reason::kIdentityUnverified)  // told once
@@ -157,16 +158,21 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
   // Created before the policy was (re)installed, by whoever wrote whatever
   // name: never checked, and never trusted later (a Patch that waited above
   // ends here once the policy is back).
-  if (!since.empty() && !created.empty() && created < since) {
+  if (!identity.checked(created)) {
     std::string msg = absl::StrCat("this patch was created at ", created,
                                    " before the API server checked spec.author (patchgate's admission policy "
                                    "patchgate-patch-author is in place since ",
-                                   since, "): nobody checked that ", p.spec.author.empty() ? "its author" : p.spec.author,
+                                   identity.since, "): nobody checked that ", p.spec.author.empty() ? "its author" : p.spec.author,
                                    " wrote it; create it again");
     setCondition(p, condition::kValidated, false, reason::kIdentityUnverified, msg);
     fail(p, reason::kIdentityUnverified, msg);
     return Action::await();
   }
+  return checkRights(p, patchedTarget, restoredConfigs, false);
+}
+
+PatchReconciler::Step PatchReconciler::checkRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs,
+                                                   bool atPromotion) {
   // Only on a cluster trusted without the admission policies (which require
   // an author): no one to check.
   if (p.spec.author.empty()) return std::nullopt;
@@ -188,7 +194,7 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
     rights.push_back({"patch", "", configType(kind).resource, name, absl::StrCat("patch ", kind, "/", name),
                       "; the rollback would restore it"});
   }
-  if (p.spec.secrets == "copy") {
+  if (p.spec.secrets == "copy" && !atPromotion) {  // copied already by then
     std::set<std::string> secrets;
     const Json& tmpl = jsonAt(patchedTarget, "/spec/template");
     if (tmpl.is_object())
@@ -220,11 +226,12 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
                             ? "asked without groups: if your rights come from groups, list them in "
                               "spec.authorGroups (`kubectl auth whoami`; `patchctl create` fills them in)"
                             : absl::StrCat("asked with groups ", absl::StrJoin(p.spec.authorGroups, ", "));
-    std::string msg = absl::StrCat("the author ", p.spec.author, " may not ", r.what, " in ", p.ns, " themself (",
+    std::string msg = absl::StrCat(atPromotion ? "at promotion, " : "", "the author ", p.spec.author, " may not ",
+                                   r.what, " in ", p.ns, atPromotion ? " themself any more (" : " themself (",
                                    r.verb, " ", r.resource, r.group.empty() ? "" : absl::StrCat(".", r.group), "; ",
                                    asked, ")", why.empty() ? "" : absl::StrCat(": ", why), r.why,
                                    "; patchgate makes no change its author could not make");
-    setCondition(p, condition::kValidated, false, reason::kForbidden, msg);
+    if (!atPromotion) setCondition(p, condition::kValidated, false, reason::kForbidden, msg);
     fail(p, reason::kForbidden, msg);
     return Action::await();
   }

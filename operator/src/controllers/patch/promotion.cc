@@ -412,6 +412,11 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
     bool landedEarlier = current == expected && p.status.revision.has_value();
     if (current != base && !landedEarlier)  // drift: not what the tests ran against
       return retestOrGiveUp(p, absl::StrCat(p.spec.target.key(), " was changed since it was copied"));
+    // The author may still make this change themself (rights taken away
+    // while it was tested or waited end it here, production untouched).
+    if (!landedEarlier)
+      if (Step r = checkAuthorRights(p, Json::object(), Json::array(), /*atPromotion=*/true); !r.ok() || r->has_value())
+        return r;
     auto rev = ensureRevision(p, *prod);
     if (!rev.ok()) return rev.status();
     std::string revName = jsonString(*rev, "/metadata/name");

@@ -555,8 +555,8 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
       if (jsonString(a, "/spec/patch") == p.name)
         newest = std::max(newest, jsonString(a, "/metadata/creationTimestamp"));
     absl::Status error;
-    std::string checkedSince;
-    if (auto why = identityUnverified(IdentityClaim::kApprover, newest, &checkedSince, &error)) {
+    IdentityVerdict approverCheck;
+    if (auto why = identityUnverified(IdentityClaim::kApprover, newest, &approverCheck, &error)) {
       std::string msg = absl::StrCat("tests passed; approvals are not counted: ", *why);
       const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kApproved);
       if (!was || was->reason != reason::kIdentityUnverified)  // told once
@@ -586,10 +586,11 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
           jsonString(a, "/spec/patchUID") != p.uid) {
         record.valid = false;
         record.why = "given for an earlier version of this patch";
-      } else if (!checkedSince.empty() && at < checkedSince) {
+      } else if (!approverCheck.checked(at)) {
         record.valid = false;
         record.why = absl::StrCat("given before the API server checked approvers (patchgate's approval admission "
-                                  "policies are in place since ", checkedSince, "): nobody checked who gave it");
+                                  "policies are in place since ", approverCheck.since,
+                                  "): nobody checked who gave it");
       } else if (!retestedAt.empty() && at < retestedAt) {
         // RFC 3339 UTC strings of one format order like the times they name.
         record.valid = false;

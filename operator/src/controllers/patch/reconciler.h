@@ -141,11 +141,15 @@ class PatchReconciler final : public runtime::Reconciler {
   // (SubjectAccessReview); nullopt when they have them.
   // `restoredConfigs`: the ConfigMaps/Secrets a rollbackTo puts back (its
   // revision's data.configs).
-  Step checkAuthorRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs);
+  // atPromotion: asked again right before production is written (rights can
+  // be taken away while a Patch is tested or waits); the identity was
+  // checked at validation.
+  Step checkAuthorRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs, bool atPromotion = false);
+  Step checkRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs, bool atPromotion);
   // Why `claim` cannot be trusted now (options_.identityCheck), or nullopt;
-  // *since: from when it can be (empty: always); an error asking sets *error.
-  std::optional<std::string> identityUnverified(IdentityClaim claim, const std::string& createdAt, std::string* since,
-                                                absl::Status* error);
+  // *verdict: from when it can be; an error asking sets *error.
+  std::optional<std::string> identityUnverified(IdentityClaim claim, const std::string& createdAt,
+                                                IdentityVerdict* verdict, absl::Status* error);
   // Whether an approval by `who` (in `groups`) counts ("" when it does).
   std::string approverRefusal(const Pass& p, const std::string& who,
                               const std::vector<std::string>& groups) const;
