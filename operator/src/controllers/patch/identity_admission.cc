@@ -15,6 +15,15 @@ const std::vector<std::string>& identityPolicies(IdentityClaim claim) {
   return claim == IdentityClaim::kAuthor ? kAuthor : kApprover;
 }
 
+bool IdentityVerdict::checked(const std::string& createdAt) const {
+  if (since.empty() || createdAt.empty()) return true;
+  if (!afterGap) return createdAt >= since;
+  auto from = parseTime(since);
+  auto created = parseTime(createdAt);
+  if (!from.ok() || !created.ok()) return createdAt > since;
+  return *created > *from + kEnforcementLag;
+}
+
 IdentityAdmission::IdentityAdmission(kube::Client& client, Clock& clock, std::chrono::seconds ttl)
     : client_(client), clock_(clock), ttl_(ttl) {}
 
@@ -40,9 +49,21 @@ absl::Status IdentityAdmission::refreshLocked() {
           wrong.push_back(std::move(why));
           continue;
         }
-        // RFC 3339 UTC strings of one format order like the times they name.
+        // Checked since it was last made or changed (a binding set to Warn
+        // and back, a policy edited): its creation, or its newest write in
+        // managedFields. RFC 3339 UTC strings of one format order like the
+        // times they name.
         since = std::max(since, jsonString(*got, "/metadata/creationTimestamp"));
+        for (const auto& m : jsonAt(*got, "/metadata/managedFields"))
+          since = std::max(since, jsonString(m, "/time"));
         if (rt != &kube::resources::kValidatingAdmissionPolicyBinding) continue;
+        // Narrowed to some namespaces or objects, it checks the rest nowhere.
+        if (const Json& narrowed = jsonAt(*got, "/spec/matchResources");
+            narrowed.is_object() && !narrowed.empty()) {
+          wrong.push_back(absl::StrCat("the ValidatingAdmissionPolicyBinding ", name,
+                                       " is narrowed by matchResources, so it does not check every namespace"));
+          continue;
+        }
         // A binding that only warns or audits lets the request through.
         if (jsonString(*got, "/spec/policyName") != name) {
           wrong.push_back(absl::StrCat("the ValidatingAdmissionPolicyBinding ", name, " binds ",
@@ -67,9 +88,13 @@ absl::Status IdentityAdmission::refreshLocked() {
 
 absl::StatusOr<IdentityVerdict> IdentityAdmission::check(IdentityClaim claim, std::string_view createdAt) {
   std::lock_guard lock(mu_);
+  // The read must postdate the object. The object's time is the API
+  // server's and the read's this process's: allow for clocks up to 30 s
+  // apart, and read again at most once a second for it.
   bool olderThanObject = false;
   if (auto created = parseTime(createdAt); created.ok())
-    olderThanObject = readWall_ <= *created + std::chrono::seconds(2);
+    olderThanObject = readWall_ <= *created + std::chrono::seconds(30) &&
+                      (!readAt_ || clock_.steadyNow() - *readAt_ >= std::chrono::seconds(1));
   if (!readAt_ || olderThanObject || clock_.steadyNow() - *readAt_ >= ttl_) {
     if (auto s = refreshLocked(); !s.ok()) return s;
   }

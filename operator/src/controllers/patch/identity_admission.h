@@ -43,11 +43,11 @@ struct IdentityVerdict {
   // an object stamped with the very second of `since` (timestamps have
   // whole seconds) may then be from the gap, and is not trusted either.
   bool afterGap = false;
+  static constexpr std::chrono::seconds kEnforcementLag{5};
   // Whether an object created at `createdAt` (RFC 3339) was checked.
-  bool checked(const std::string& createdAt) const {
-    if (since.empty() || createdAt.empty()) return true;
-    return afterGap ? createdAt > since : createdAt >= since;
-  }
+  // After a known gap, the API server may take a few seconds to enforce a
+  // policy made again: objects of those seconds are not trusted either.
+  bool checked(const std::string& createdAt) const;
 };
 
 class IdentityAdmission {

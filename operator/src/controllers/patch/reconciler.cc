@@ -525,6 +525,20 @@ PatchReconciler::Step PatchReconciler::queue(Pass& p) {
 // newest others); status.refusedApprovals four times as many names.
 constexpr size_t kMaxApprovalRecords = 20;
 
+// Bounded: whoever may create PatchApprovals could otherwise post refused ones
+// until the status is too large to write. The ones that count (one per
+// person) are always kept, then the newest of the rest, in an order that
+// depends only on the approvals (no status churn).
+std::vector<v1::ApprovalRecord> boundApprovals(std::vector<v1::ApprovalRecord> approvals) {
+  if (approvals.size() <= kMaxApprovalRecords) return approvals;
+  auto rest = std::stable_partition(approvals.begin(), approvals.end(),
+                                    [](const v1::ApprovalRecord& r) { return r.valid.value_or(false); });
+  const auto counting = static_cast<size_t>(rest - approvals.begin());
+  std::stable_sort(rest, approvals.end(), [](const auto& a, const auto& b) { return a.at > b.at; });
+  approvals.resize(std::max(kMaxApprovalRecords, counting));
+  return approvals;
+}
+
 PatchReconciler::Step PatchReconciler::approve(Pass& p) {
   // Decided once: after the promotion intent, approvals cannot undo a write
   // that may have landed (a rejection then is a cancel, which rolls back).
@@ -598,8 +612,11 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
       } else if (std::string why = approverRefusal(p, who, groups); !why.empty()) {
         record.valid = false;
         record.why = why;
+        // Told once each; past the bound no longer told (never pruned, so
+        // that a told one is not told again).
         auto& refused = p.status.refusedApprovals;
-        if (std::find(refused.begin(), refused.end(), record.name) == refused.end()) {
+        if (refused.size() < kMaxApprovalRecords * 4 &&
+            std::find(refused.begin(), refused.end(), record.name) == refused.end()) {
           refused.push_back(record.name);
           // Told once the status that records the refusal is written.
           p.afterWrite.push_back([this, &p, who, why] {
@@ -609,30 +626,18 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
         }
       } else if (decision == "reject") {
         approvals.push_back(record);
-        p.status.approvals = approvals;
+        p.status.approvals = boundApprovals(std::move(approvals));
         setCondition(p, condition::kApproved, false, reason::kRejected, absl::StrCat("rejected by ", who, ": ", comment));
         fail(p, reason::kRejected, absl::StrCat("rejected by ", who, comment.empty() ? "" : ": " + comment));
         return Action::await();
       } else {
         record.valid = true;
-        approvers.insert(who);
+        // One record per person who counts: more of theirs add nothing.
+        if (!approvers.insert(who).second) continue;
       }
       approvals.push_back(std::move(record));
     }
-    // Bounded: whoever may create PatchApprovals could otherwise post refused
-    // ones until the status is too large to write. The ones that count are
-    // always kept, then the newest of the rest.
-    if (approvals.size() > kMaxApprovalRecords) {
-      auto rest = std::stable_partition(approvals.begin(), approvals.end(),
-                                        [](const v1::ApprovalRecord& r) { return r.valid.value_or(false); });
-      const auto counting = static_cast<size_t>(rest - approvals.begin());
-      std::stable_sort(rest, approvals.end(), [](const auto& a, const auto& b) { return a.at > b.at; });
-      approvals.resize(std::max(kMaxApprovalRecords, counting));
-    }
-    auto& refused = p.status.refusedApprovals;
-    if (refused.size() > kMaxApprovalRecords * 4)
-      refused.erase(refused.begin(), refused.end() - static_cast<std::ptrdiff_t>(kMaxApprovalRecords * 4));
-    p.status.approvals = std::move(approvals);
+    p.status.approvals = boundApprovals(std::move(approvals));
     if (static_cast<int64_t>(approvers.size()) < needed) {
       std::string msg = absl::StrCat("tests passed; waiting for ", needed - approvers.size(),
                                      " more approval(s) from someone other than the author (",
