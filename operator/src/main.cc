@@ -18,6 +18,7 @@
 #include "common/random.h"
 #include "grpc/api.h"
 #include "grpc/auth.h"
+#include "grpc/live_tls.h"
 #include "grpc/server.h"
 #include "grpc/tls.h"
 #include "kube/client_impl.h"
@@ -87,7 +88,8 @@ std::string defaultIdentity(patchgate::Random& random) {
 absl::StatusOr<patchgate::grpcapi::ApiTls> configureApi(patchgate::kube::Client& client,
                                                         const patchgate::Logger& log,
                                                         const std::string& operatorNamespace,
-                                                        patchgate::controllers::patch::PatchReconcilerOptions::TestApi& testApi) {
+                                                        patchgate::controllers::patch::PatchReconcilerOptions::TestApi& testApi,
+                                                        patchgate::grpcapi::ApiTlsOptions& to) {
   using namespace patchgate;
   std::string service = absl::GetFlag(FLAGS_grpc_service), serviceNs = operatorNamespace;
   if (auto slash = service.find('/'); slash != std::string::npos) {
@@ -105,7 +107,6 @@ absl::StatusOr<patchgate::grpcapi::ApiTls> configureApi(patchgate::kube::Client&
     for (const auto& w : *warnings) log.warn(w);
   }
 
-  grpcapi::ApiTlsOptions to;
   to.certFile = absl::GetFlag(FLAGS_grpc_tls_cert_file);
   to.keyFile = absl::GetFlag(FLAGS_grpc_tls_key_file);
   to.caFile = absl::GetFlag(FLAGS_grpc_tls_ca_file);
@@ -228,13 +229,26 @@ int main(int argc, char** argv) {
   // The gRPC API's certificate, and how test pods reach the API.
   const bool apiEnabled = absl::GetFlag(FLAGS_grpc_bind_address) != "0";
   grpcapi::ApiTls apiTls;
+  std::shared_ptr<grpcapi::LiveApiTls> liveTls;
   if (apiEnabled) {
-    auto tls = configureApi(client, log, operatorNamespace, options.testApi);
+    grpcapi::ApiTlsOptions tlsOptions;
+    auto tls = configureApi(client, log, operatorNamespace, options.testApi, tlsOptions);
     if (!tls.ok()) {
       log.error("cannot set up the gRPC API", {{"error", std::string(tls.status().message())}});
       return 1;
     }
     apiTls = std::move(*tls);
+    // Kept current while it runs: a Secret's pair (renewed or replaced) is
+    // served from private files the server watches; test pods get the CA of now.
+    const char* tmp = std::getenv("TMPDIR");
+    liveTls = std::make_shared<grpcapi::LiveApiTls>(
+        client, clock, log.withName("api-tls"), tlsOptions, apiTls,
+        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/patchgate-api-tls-", ::getpid()));
+    if (auto s = liveTls->start(); !s.ok()) {
+      log.error("cannot set up the gRPC API", {{"error", std::string(s.message())}});
+      return 1;
+    }
+    options.testApi.currentCa = [live = liveTls] { return live->currentCa(); };
   }
   std::shared_ptr<runtime::Informer> patchInformer;
   auto setup = setupOperator(manager, client, clock, random, metrics, log, options, &patchInformer);
@@ -258,15 +272,21 @@ int main(int argc, char** argv) {
     grpcapi::ServerOptions so;
     so.bindAddress = absl::GetFlag(FLAGS_grpc_bind_address);
     so.keyPair = apiTls.keyPair;
-    // Mounted files (cert-manager, say) are re-read as they are renewed.
+    // Mounted files (cert-manager, say) are re-read as they are renewed; so
+    // are the files a shared Secret's pair is kept in.
     so.certFile = absl::GetFlag(FLAGS_grpc_tls_cert_file);
     so.keyFile = absl::GetFlag(FLAGS_grpc_tls_key_file);
+    if (!liveTls->certFile().empty()) {
+      so.certFile = liveTls->certFile();
+      so.keyFile = liveTls->keyFile();
+    }
     auto server = grpcapi::GrpcServer::create(so, *api, log.withName("grpc"));
     if (!server.ok()) {
       log.error("cannot serve the gRPC API", {{"error", std::string(server.status().message())}});
       return 1;
     }
     manager.add(*server, /*needsLeader=*/false);
+    manager.add(liveTls, /*needsLeader=*/false);
   }
 
   std::unique_ptr<metrics::MetricsServer> metricsServer;

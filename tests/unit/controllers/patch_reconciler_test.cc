@@ -281,6 +281,25 @@ TEST_F(PatchReconcilerTest, TheApiCaInAnEnvironmentFollowsARenewedCertificate) {
   EXPECT_EQ(client_.object(res::kConfigMap, env, "patchgate-api-ca")["data"]["ca.crt"], options.testApi.caPem);
 }
 
+// The operator's pair renewed while it runs (grpc/live_tls.h): environments
+// made afterwards, and test pods started afterwards, get the CA of now.
+TEST_F(PatchReconcilerTest, TestPodsTrustTheApiCaOfNowNotOfTheStart) {
+  seedApiService(client_);
+  auto options = serviceApiOptions();
+  std::string ca = "CA at start\n";
+  options.testApi.currentCa = [&ca] { return ca; };
+  useOptions(options);
+  createPatch("fix");
+  reconcileUntil("fix", api::v1alpha1::phase::kProvisioning);
+  ASSERT_TRUE(reconcile("fix").ok());
+  std::string env = envNamespace("fix");
+  ca = "CA renewed while it ran\n";
+  markHealthy(res::kDeployment, env, "checkout");
+  reconcileUntil("fix", api::v1alpha1::phase::kTesting);
+  ASSERT_TRUE(reconcile("fix").ok());
+  EXPECT_EQ(client_.object(res::kConfigMap, env, "patchgate-api-ca")["data"]["ca.crt"], ca);
+}
+
 TEST_F(PatchReconcilerTest, WithAFixedApiAddressTestPodsGetItAndAToken) {
   PatchReconcilerOptions options;
   options.testApi.address = "[fd00::1]:9443";

@@ -60,6 +60,10 @@ struct PatchReconcilerOptions {
     std::string address;
     std::string serverName;
     std::string caPem;  // what test pods trust (the API's CA or self-signed certificate)
+    // What they trust now, when it can change while the operator runs (a
+    // renewed pair: grpc/live_tls.h); unset: caPem.
+    std::function<std::string()> currentCa;
+    std::string ca() const { return currentCa ? currentCa() : caPem; }
     // The audience of the token test pods get (the API's --grpc-token-audience);
     // "": the automounted API-server token (development only).
     std::string tokenAudience = "patchgate";

@@ -167,7 +167,8 @@ absl::StatusOr<bool> PatchReconciler::addTestApi(Pass& p, Json& podSpec) {
   std::string address = api.address.value_or("");
   // Also off when this operator runs without the test API (restarted with
   // other flags since the environment was provisioned).
-  bool on = !address.empty() && options_.testApi.enabled() && !options_.testApi.caPem.empty();
+  const std::string caPem = options_.testApi.ca();
+  bool on = !address.empty() && options_.testApi.enabled() && !caPem.empty();
   // Never the environment's API-server token: a test has no business with
   // the Kubernetes API. With the test API, a token for patchgate's audience
   // only (projected below), which the API server will not take. (Without an
@@ -179,12 +180,12 @@ absl::StatusOr<bool> PatchReconciler::addTestApi(Pass& p, Json& podSpec) {
   const std::string envNs = p.envNamespace();
   Json ca = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
              {"metadata", {{"name", kApiCaConfigMap}, {"namespace", envNs}, {"labels", ownedLabels(p)}}},
-             {"data", {{"ca.crt", options_.testApi.caPem}}}};
+             {"data", {{"ca.crt", caPem}}}};
   auto existing = client_.get(kube::resources::kConfigMap, envNs, kApiCaConfigMap);
   if (!existing.ok() && !kube::isNotFound(existing.status())) return existing.status();
   if (!existing.ok()) {
     if (auto s = ensureCreated(client_, kube::resources::kConfigMap, envNs, ca); !s.ok()) return s;
-  } else if (jsonString(*existing, "/data/ca.crt").find(options_.testApi.caPem) == std::string::npos) {
+  } else if (jsonString(*existing, "/data/ca.crt").find(caPem) == std::string::npos) {
     // Only when ours is not in it: while replicas roll after a renewal, the
     // one with the old pair must not undo the bundle of old and new.
     ca["metadata"]["resourceVersion"] = jsonString(*existing, "/metadata/resourceVersion");
