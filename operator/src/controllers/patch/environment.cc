@@ -221,11 +221,15 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     // ConfigMaps, Secrets and the ServiceAccount the pods use, with the
     // config part of the change applied (dry run on production again).
     References refs = podReferences(podTemplate(*patched));
-    auto copyConfig = [&](const kube::ResourceType& rt, const std::string& kind,
-                          const std::string& name) -> absl::Status {
+    auto changeOf = [&](const std::string& kind, const std::string& name) -> const v1::ConfigChange* {
       const v1::ConfigChange* cc = nullptr;
       for (const auto& c : p.spec.change.config)
         if (c.kind == kind && c.name == name) cc = &c;
+      return cc;
+    };
+    auto copyConfig = [&](const kube::ResourceType& rt, const std::string& kind,
+                          const std::string& name) -> absl::Status {
+      const v1::ConfigChange* cc = changeOf(kind, name);
       absl::StatusOr<Json> src = client_.get(rt, p.ns, name);
       if (!src.ok()) return kube::isNotFound(src.status()) ? absl::OkStatus() : src.status();  // optional refs
       if (cc) {
@@ -243,10 +247,8 @@ PatchReconciler::Step PatchReconciler::provision(Pass& p) {
     // holds the new values alone (the keys of its fromSecret, which the
     // author was checked to be allowed to read), none of production's.
     auto copyNewValuesOnly = [&](const std::string& name) -> absl::StatusOr<bool> {
-      const v1::ConfigChange* cc = nullptr;
-      for (const auto& c : p.spec.change.config)
-        if (c.kind == "Secret" && c.name == name && !c.fromSecret.empty()) cc = &c;
-      if (cc == nullptr) return false;
+      const v1::ConfigChange* cc = changeOf("Secret", name);
+      if (cc == nullptr || cc->fromSecret.empty()) return false;
       Json body = Json::parse(cc->patch, nullptr, /*allow_exceptions=*/false);
       if (body.is_discarded() || !jsonAt(body, "/data").is_object())
         return absl::InternalError(absl::StrCat("the new values of Secret ", name, " were not read from ",

@@ -136,8 +136,7 @@ std::optional<std::string> PatchReconciler::identityUnverified(IdentityClaim cla
 }
 
 PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& patchedTarget,
-                                                         const Json& restoredConfigs, bool atPromotion) {
-  if (atPromotion) return checkRights(p, patchedTarget, restoredConfigs, true);
+                                                         const Json& restoredConfigs) {
   // The author's rights are worth checking only if the author is who they
   // say: without the admission policy, wait (nothing is created yet).
   absl::Status error;
@@ -145,11 +144,7 @@ PatchReconciler::Step PatchReconciler::checkAuthorRights(Pass& p, const Json& pa
   const std::string created = jsonString(p.patch, "/metadata/creationTimestamp");
   if (auto why = identityUnverified(IdentityClaim::kAuthor, created, &identity, &error)) {
     std::string msg = absl::StrCat(*why, "; this patch waits");
-    const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kValidated);
-    if (!was || was->reason != reason::kIdentityUnverified)  // told once
-      p.afterWrite.push_back([this, &p, msg] {
-        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kIdentityUnverified, "Validate", msg);
-      });
+    warnOnce(p, condition::kValidated, reason::kIdentityUnverified, "Validate", msg);
     setCondition(p, condition::kValidated, false, reason::kIdentityUnverified, msg);
     p.status.message = msg;
     return Action::requeue(std::chrono::seconds(30));

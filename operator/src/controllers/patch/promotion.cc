@@ -415,7 +415,7 @@ PatchReconciler::Step PatchReconciler::promote(Pass& p) {
     // The author may still make this change themself (rights taken away
     // while it was tested or waited end it here, production untouched).
     if (!landedEarlier)
-      if (Step r = checkAuthorRights(p, Json::object(), Json::array(), /*atPromotion=*/true); !r.ok() || r->has_value())
+      if (Step r = checkRights(p, Json::object(), Json::array(), /*atPromotion=*/true); !r.ok() || r->has_value())
         return r;
     auto rev = ensureRevision(p, *prod);
     if (!rev.ok()) return rev.status();

@@ -79,6 +79,15 @@ void PatchReconciler::transition(Pass& p, const std::string& phase, const std::s
   });
 }
 
+void PatchReconciler::warnOnce(Pass& p, const char* type, const char* reason, const char* action,
+                               std::string message) {
+  const v1::Condition* was = v1::findCondition(p.status.conditions, type);
+  if (was && was->reason == reason) return;
+  p.afterWrite.push_back([this, &p, reason, action, message = std::move(message)] {
+    recorder_.event(p.patch, runtime::EventType::kWarning, reason, action, message);
+  });
+}
+
 void PatchReconciler::flushAfterWrite(Pass& p) {
   auto pending = std::move(p.afterWrite);
   p.afterWrite.clear();
@@ -572,11 +581,7 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
     IdentityVerdict approverCheck;
     if (auto why = identityUnverified(IdentityClaim::kApprover, newest, &approverCheck, &error)) {
       std::string msg = absl::StrCat("tests passed; approvals are not counted: ", *why);
-      const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kApproved);
-      if (!was || was->reason != reason::kIdentityUnverified)  // told once
-        p.afterWrite.push_back([this, &p, msg] {
-          recorder_.event(p.patch, runtime::EventType::kWarning, reason::kIdentityUnverified, "Approve", msg);
-        });
+      warnOnce(p, condition::kApproved, reason::kIdentityUnverified, "Approve", msg);
       setCondition(p, condition::kApproved, false, reason::kIdentityUnverified, msg);
       transition(p, v1::phase::kAwaitingApproval, reason::kIdentityUnverified, msg);
       return Action::requeue(std::chrono::seconds(30));
@@ -666,13 +671,7 @@ PatchReconciler::Step PatchReconciler::approve(Pass& p) {
     }
     return Action::requeue(wait);
   }
-  if (verdict.bypassed) {
-    const v1::Condition* was = v1::findCondition(p.status.conditions, condition::kScheduled);
-    if (!was || was->reason != reason::kEmergencyBypass)  // told once
-      p.afterWrite.push_back([this, &p, why = verdict.why] {
-        recorder_.event(p.patch, runtime::EventType::kWarning, reason::kEmergencyBypass, "Promote", why);
-      });
-  }
+  if (verdict.bypassed) warnOnce(p, condition::kScheduled, reason::kEmergencyBypass, "Promote", verdict.why);
   if (!p.policy.changeWindows.empty() || !p.policy.freezes.empty())
     setCondition(p, condition::kScheduled, true, verdict.bypassed ? reason::kEmergencyBypass : reason::kInWindow,
                  verdict.bypassed ? verdict.why : "inside a change window; no freeze");

@@ -145,10 +145,9 @@ class PatchReconciler final : public runtime::Reconciler {
   // (SubjectAccessReview); nullopt when they have them.
   // `restoredConfigs`: the ConfigMaps/Secrets a rollbackTo puts back (its
   // revision's data.configs).
-  // atPromotion: asked again right before production is written (rights can
-  // be taken away while a Patch is tested or waits); the identity was
-  // checked at validation.
-  Step checkAuthorRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs, bool atPromotion = false);
+  Step checkAuthorRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs);
+  // The rights alone (the identity was checked at validation); atPromotion:
+  // asked again right before production is written.
   Step checkRights(Pass& p, const Json& patchedTarget, const Json& restoredConfigs, bool atPromotion);
   // Why `claim` cannot be trusted now (options_.identityCheck), or nullopt;
   // *verdict: from when it can be; an error asking sets *error.
@@ -209,6 +208,9 @@ class PatchReconciler final : public runtime::Reconciler {
   void transition(Pass& p, const std::string& phase, const std::string& reason,
                   const std::string& message, runtime::EventType type = runtime::EventType::kNormal);
   void fail(Pass& p, const std::string& reason, const std::string& message);
+  // A Warning event told once per stretch: when condition `type` does not
+  // already carry `reason` (call before setting it), once the status is written.
+  void warnOnce(Pass& p, const char* type, const char* reason, const char* action, std::string message);
   void setCondition(Pass& p, const std::string& type, bool status, const std::string& reason,
                     const std::string& message);
 
